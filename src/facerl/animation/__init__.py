@@ -1,0 +1,1 @@
+"""Ground-truth facial animation: phones -> 52 ARKit weight curves -> vertices."""

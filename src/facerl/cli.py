@@ -1,0 +1,174 @@
+"""The `facerl` command. Each subcommand is one pipeline stage; extra ``key=value`` arguments are Hydra
+overrides of ``facerl/conf/config.yaml`` (e.g. ``data.seed=3``, ``paths.root=/scratch``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from facerl.errors import FacerlError
+
+EPILOG = ("Extra key=value arguments override the Hydra config (facerl/conf/config.yaml), "
+          "e.g. `facerl data build data.seed=3 paths.root=/scratch`.")
+
+
+def _cfg(args: argparse.Namespace, extra: list[str]):
+    from facerl.config import load_config
+
+    return load_config(extra)
+
+
+def cmd_data_build(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.data.synthetic import CorpusConfig, build_corpus
+
+    overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
+    cfg = _cfg(args, overrides)
+    corpus = CorpusConfig(**cfg.data)
+    corpus.out = args.out or corpus.out
+    corpus.seed = corpus.seed if args.seed is None else args.seed
+    corpus.workers = args.workers or corpus.workers
+    corpus.overwrite = corpus.overwrite or args.overwrite
+    summary = build_corpus(corpus)
+    print(summary)
+
+
+def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
+    import numpy as np
+
+    from facerl.animation.style import SpeakerStyle, sample_style
+    from facerl.audio import read_wav
+    from facerl.data.synthetic import clip_from_speech
+    from facerl.head.rig import load_head
+    from facerl.speech.timing import read_phone_csv
+
+    audio = read_wav(args.wav)
+    phones = read_phone_csv(args.phones, alphabet=args.alphabet)
+    duration = len(audio) / 16000
+    if phones[-1].end_s > duration + 0.05:
+        raise FacerlError(f"{args.phones} runs to {phones[-1].end_s:.2f} s but {args.wav} lasts {duration:.2f} s")
+    style = (sample_style(np.random.default_rng([args.style_seed, 1]), len(load_head().identity_names))
+             if args.style_seed is not None else SpeakerStyle())
+    name = clip_from_speech(args.wav, phones, audio, args.out, args.subject, args.sentence, style, args.seed)
+    print(f"wrote clip {name} ({duration:.2f} s, {len(phones)} phones) under {args.out}")
+
+
+def cmd_data_convert_vocaset(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.data.vocaset import convert_vocaset
+
+    n = convert_vocaset(args.raw_dir, args.out, masks=args.masks)
+    print(f"converted {n} VOCASET sequences into {args.out}")
+
+
+def cmd_data_info(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.data.dataset import VocaDataset, spec_from_corpus
+
+    spec = spec_from_corpus(args.root)
+    for split in ("train", "val", "test"):
+        ds = VocaDataset(spec, split, with_phones=False)
+        print(f"{split:5s}: {len(ds):4d} clips, subjects {', '.join(spec.subjects(split))}")
+
+
+def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.render.commands import render_command
+
+    cfg = _cfg(args, extra)
+    render_command(args, cfg.render)
+
+
+def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.pipeline import run_pipeline
+
+    overrides = (["data=synthetic_tiny", "dataset.root=${data.out}"] if args.tiny else []) + extra
+    run_pipeline(_cfg(args, overrides), rebuild=args.rebuild)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="facerl", formatter_class=fmt, epilog=EPILOG,
+        description="facerl: speech-driven 3D facial animation that looks right.\n\n"
+                    "Stages: `data` builds or converts a VOCASET-layout dataset, `render` turns vertex "
+                    "sequences into mp4 with sound, `pipeline` runs everything on the embedded default.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="build, import or inspect datasets", formatter_class=fmt)
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    b = dsub.add_parser("build", help="synthesise the embedded corpus (eSpeak speech + MakeHuman ARKit head)",
+                        epilog=EPILOG, formatter_class=fmt)
+    b.add_argument("--tiny", action="store_true", help="4 speakers x 3 sentences, for tests (config data=synthetic_tiny)")
+    b.add_argument("--out", help="dataset root to write (default: data/synthetic)")
+    b.add_argument("--seed", type=int, help="random seed (default 0); the corpus is deterministic for a seed")
+    b.add_argument("--workers", type=int, help="parallel synthesis processes (default 2)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
+    b.set_defaults(func=cmd_data_build)
+
+    f = dsub.add_parser("from-speech", formatter_class=fmt,
+                        help="add a clip made from any wav + phone timing CSV (start,end,phone)",
+                        description="Builds ground-truth animation for external speech. The CSV has rows "
+                                    "start,end,phone (seconds); --alphabet says how phones are written.")
+    f.add_argument("wav", help="speech audio (any rate, mono or stereo PCM wav)")
+    f.add_argument("phones", help="CSV start,end,phone (header optional)")
+    f.add_argument("--out", required=True, help="dataset root to add the clip to (created if missing)")
+    f.add_argument("--subject", default="External_01_TA", help="subject name (default External_01_TA)")
+    f.add_argument("--sentence", type=int, default=1, help="sentence number NN in <subject>_sentenceNN")
+    f.add_argument("--alphabet", default="arpabet", choices=["arpabet", "xsampa", "ipa", "facerl"],
+                   help="phone symbols of the CSV (default arpabet; stress digits allowed)")
+    f.add_argument("--style-seed", type=int, help="sample a random speaker style (default: neutral style)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the per-utterance randomness")
+    f.set_defaults(func=cmd_data_from_speech)
+
+    c = dsub.add_parser("convert-vocaset", help="convert raw VOCASET (data_verts.npy + raw_audio_fixed.pkl)",
+                        formatter_class=fmt)
+    c.add_argument("raw_dir", help="folder with data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl")
+    c.add_argument("--out", required=True, help="dataset root to write")
+    c.add_argument("--masks", help="FLAME_masks.pkl, copied to regions.pkl")
+    c.set_defaults(func=cmd_data_convert_vocaset)
+
+    i = dsub.add_parser("info", help="clips per split of a facerl corpus")
+    i.add_argument("root", help="dataset root")
+    i.set_defaults(func=cmd_data_info)
+
+    r = sub.add_parser("render", help="vertex sequence(s) + wav -> mp4 with sound (and a PNG still)",
+                       epilog=EPILOG, formatter_class=fmt)
+    r.add_argument("vertices", nargs="+", help="one or more .npy (T, V*3) or (T, V, 3); several render side by side")
+    r.add_argument("--wav", help="audio track to mux")
+    r.add_argument("--out", required=True, help="output .mp4")
+    r.add_argument("--titles", nargs="*", help="panel titles (default: file names)")
+    r.add_argument("--faces", help="(F, 3) triangle .npy (default: the MakeHuman head's, or <dataset>/faces.npy)")
+    r.add_argument("--fps-in", type=float, default=60.0, help="frame rate of the vertex files (default 60)")
+    r.add_argument("--still", help="also write a PNG of frame --still-frame")
+    r.add_argument("--still-frame", type=int, default=0, help="frame (at the input rate) for --still")
+    r.set_defaults(func=cmd_render)
+
+    pl = sub.add_parser("pipeline", help="the main job on the embedded default: corpus -> sample video",
+                        epilog=EPILOG, formatter_class=fmt)
+    pl.add_argument("--tiny", action="store_true", help="tiny corpus (seconds instead of minutes)")
+    pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus even if it exists")
+    pl.set_defaults(func=cmd_pipeline)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if "=" not in a or a.startswith("-")]
+    if bad:
+        parser.error(f"unrecognised arguments: {' '.join(bad)}")
+    t0 = time.perf_counter()
+    try:
+        args.func(args, extra)
+    except FacerlError as exc:
+        print(f"facerl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facerl: interrupted", file=sys.stderr)
+        return 130
+    if args.command != "data" or args.data_command == "build":
+        print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Build the embedded synthetic corpus in the VOCASET layout.
+
+Per clip: eSpeak speech with exact phones -> ground-truth ARKit curves -> vertices on the speaker's
+own template. Everything is deterministic for a seed (each clip has its own random stream).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facerl.animation.ground_truth import FPS, animate
+from facerl.animation.style import SpeakerStyle, sample_style
+from facerl.audio import write_wav
+from facerl.data.layout import Layout
+from facerl.data.speakers import SPEAKERS, TINY_SPEAKERS, SpeakerSpec
+from facerl.head.rig import load_head
+from facerl.speech.espeak import Espeak, Utterance
+from facerl.speech.sentences import make_sentences
+from facerl.speech.timing import Phone, write_phone_csv
+from facerl.utils.io import save_npy, save_pickle, save_text
+
+
+@dataclass
+class CorpusConfig:
+    out: str = "data/synthetic"      # dataset root to write
+    seed: int = 0                    # everything is deterministic for this seed
+    tiny: bool = False               # 4 speakers x 3 sentences, for tests
+    sentences_per_speaker: int = 40  # VOCASET reads 40 per subject
+    workers: int = 2                 # parallel synthesis processes
+    overwrite: bool = False          # replace an existing corpus at `out`
+
+
+@dataclass
+class ClipJob:
+    subject: str
+    sentence: int       # 1-based, as VOCASET's sentenceNN
+    text: str
+    speaker: SpeakerSpec
+    style: SpeakerStyle
+    seed: tuple[int, ...]
+    root: str
+
+
+@dataclass
+class BuildSummary:
+    root: str
+    clips: int
+    speakers: int
+    audio_minutes: float
+    seconds: float
+    splits: dict[str, list[str]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (f"{self.clips} clips from {self.speakers} speakers, {self.audio_minutes:.1f} min of audio, "
+                f"built in {self.seconds:.1f} s -> {self.root}")
+
+
+def speaker_styles(speakers: list[SpeakerSpec], seed: int, n_identity: int) -> dict[str, SpeakerStyle]:
+    return {s.subject: sample_style(np.random.default_rng([seed, 1, SPEAKERS.index(s)]), n_identity)
+            for s in speakers}
+
+
+def synthesize_clip(utt: Utterance, style: SpeakerStyle, template: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Utterance -> (ARKit weights (T60, 52), vertices (T60, V*3) float32) on ``template`` (V, 3)."""
+    weights = animate(utt.phones, utt.audio, style, rng, fps=FPS)
+    vertices = load_head().pose(weights, template)  # (T60, V, 3)
+    return weights, vertices.reshape(len(vertices), -1)
+
+
+def _build_clip(job: ClipJob) -> float:
+    head = load_head()
+    layout = Layout(Path(job.root))
+    utt = Espeak.get().synthesize(job.text, job.speaker.voice)
+    template = head.template(np.asarray(job.style.identity))
+    weights, vertices = synthesize_clip(utt, job.style, template, np.random.default_rng(job.seed))
+    name = layout.clip_name(job.subject, job.sentence)
+    write_wav(layout.wav(name), utt.audio)
+    write_phone_csv(layout.phones(name), utt.phones)
+    save_npy(layout.blendshapes(name), weights)
+    save_npy(layout.vertices(name), vertices)
+    return utt.duration_s
+
+
+def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
+    """Write wav/, vertices_npy/, phones/, blendshapes/, templates.pkl, regions.pkl, faces.npy, corpus.json."""
+    t0 = time.perf_counter()
+    layout = Layout(Path(cfg.out))
+    layout.prepare(overwrite=cfg.overwrite)
+    speakers = TINY_SPEAKERS if cfg.tiny else SPEAKERS
+    per_speaker = 3 if cfg.tiny else cfg.sentences_per_speaker
+    head = load_head()
+    styles = speaker_styles(speakers, cfg.seed, len(head.identity_names))
+    texts = make_sentences(len(SPEAKERS) * per_speaker, cfg.seed)
+    jobs = []
+    for spk in speakers:
+        k = SPEAKERS.index(spk)
+        for j in range(per_speaker):
+            # tiny corpora keep VOCASET's numbering for held-out speakers (sentences 21-40)
+            sentence = j + 1 if (spk.split == "train" or not cfg.tiny) else 21 + j
+            jobs.append(ClipJob(spk.subject, sentence, texts[k * per_speaker + j], spk, styles[spk.subject],
+                                (cfg.seed, 2, k, sentence), str(layout.root)))
+    templates = {s.subject: head.template(np.asarray(styles[s.subject].identity)) for s in speakers}
+    save_pickle(layout.templates_path, templates)
+    save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
+    save_npy(layout.faces_path, head.faces)
+
+    durations = []
+    bar = tqdm(total=len(jobs), desc="building corpus", unit="clip", disable=not progress)
+    if cfg.workers > 1:
+        with mp.get_context("fork").Pool(cfg.workers) as pool:
+            for d in pool.imap(_build_clip, jobs, chunksize=2):
+                durations.append(d)
+                bar.update()
+    else:
+        for job in jobs:
+            durations.append(_build_clip(job))
+            bar.update()
+    bar.close()
+
+    splits = {split: [s.subject for s in speakers if s.split == split] for split in ("train", "val", "test")}
+    meta = {
+        "name": "facerl-synthetic", "seed": cfg.seed, "tiny": cfg.tiny, "fps": FPS, "sample_rate": 16000,
+        "n_vertices": head.n_vertices, "splits": splits,
+        "sentences": {j.speaker.subject + f"/{j.sentence:02d}": j.text for j in jobs},
+        "speakers": {s.subject: {"voice": asdict(s.voice), "split": s.split, "style": asdict(styles[s.subject])}
+                     for s in speakers},
+        "phone_set": "facerl (ARPAbet without stress digits, plus SIL)",
+        "head": "MakeHuman hm08 head + Face Units ARKit blendshapes (CC0), see facerl/assets/README.md",
+    }
+    save_text(layout.meta_path, json.dumps(meta, indent=1))
+    return BuildSummary(str(layout.root), len(jobs), len(speakers), sum(durations) / 60.0,
+                        time.perf_counter() - t0, splits)
+
+
+def clip_from_speech(wav_path: str, phones: list[Phone], audio: np.ndarray, root: str, subject: str,
+                     sentence: int, style: SpeakerStyle, seed: int) -> str:
+    """Add one clip made from external speech (wav + phone timings) to a dataset root; returns its name."""
+    layout = Layout(Path(root))
+    head = load_head()
+    template = head.template(np.asarray(style.identity) if style.identity else None)
+    utt = Utterance(audio=audio, phones=phones)
+    weights, vertices = synthesize_clip(utt, style, template, np.random.default_rng([seed, 3, sentence]))
+    name = layout.clip_name(subject, sentence)
+    write_wav(layout.wav(name), audio)
+    write_phone_csv(layout.phones(name), phones)
+    save_npy(layout.blendshapes(name), weights)
+    save_npy(layout.vertices(name), vertices)
+    layout.add_template(subject, template)
+    if not layout.regions_path.exists():
+        save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
+    if not layout.faces_path.exists():
+        save_npy(layout.faces_path, head.faces)
+    return name

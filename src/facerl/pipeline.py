@@ -1,0 +1,80 @@
+"""The main job on the embedded default: build the synthetic corpus, then render a held-out clip
+(with sound) and stills of a closed and an open mouth. Later stages (actor, reward, RL) plug in here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from facerl.data.dataset import spec_from_corpus
+from facerl.data.layout import Layout
+from facerl.data.synthetic import CorpusConfig, build_corpus
+from facerl.errors import FacerlError
+from facerl.head.rig import lip_gap, load_head
+from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
+from facerl.speech.timing import read_phone_csv
+
+OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
+
+
+def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
+    layout = Layout(Path(corpus.out))
+    if layout.meta_path.exists() and not rebuild:
+        meta = json.loads(layout.meta_path.read_text())
+        if meta.get("seed") != corpus.seed or meta.get("tiny") != corpus.tiny:
+            raise FacerlError(f"{corpus.out} holds a corpus with other settings (seed {meta.get('seed')}, "
+                              f"tiny {meta.get('tiny')}); pass --rebuild to replace it")
+        print(f"using the existing corpus at {corpus.out} (--rebuild to rebuild)")
+        return
+    corpus.overwrite = corpus.overwrite or rebuild
+    print(build_corpus(corpus))
+
+
+def mouth_stills(layout: Layout, clip: str, vertices: np.ndarray, template: np.ndarray) -> tuple[int, int]:
+    """Frames (60 fps) of the most closed bilabial and the most open open-vowel in a clip."""
+    head = load_head()
+    gap = lip_gap(vertices, head.regions["inner_lip_pair"]) - lip_gap(template, head.regions["inner_lip_pair"])
+    times = np.arange(len(vertices)) / 60.0
+    phones = read_phone_csv(layout.phones(clip))
+
+    def frames_in(symbols: set[str]) -> np.ndarray:
+        mask = np.zeros(len(times), bool)
+        for p in phones:
+            if p.phone in symbols:
+                mask |= (times >= p.start_s) & (times < p.end_s)
+        return np.flatnonzero(mask)
+
+    closed, opened = frames_in({"P", "B", "M"}), frames_in(OPEN_VOWELS)
+    closed_frame = int(closed[np.argmin(gap[closed])]) if len(closed) else 0
+    open_frame = int(opened[np.argmax(gap[opened])]) if len(opened) else int(np.argmax(gap))
+    return closed_frame, open_frame
+
+
+def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
+    corpus = CorpusConfig(**cfg.data)
+    ensure_corpus(corpus, rebuild)
+    spec = spec_from_corpus(corpus.out)
+    layout = Layout(Path(corpus.out))
+    run_dir = Path(cfg.paths.run_dir)
+    head = load_head()
+    colors = default_vertex_colors(head.part)
+
+    subject = spec.test_subjects[0]
+    clip = next(c for c in layout.clips() if Layout.parse_clip(c)[0] == subject)
+    vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
+    template = layout.templates()[subject]
+    stride = max(1, round(60 / cfg.render.fps))
+    info = render_video([Panel(vertices[::stride], f"ground truth: {clip}")], head.faces,
+                        run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
+                        size=cfg.render.size, backend=cfg.render.backend, vertex_colors=colors)
+    closed, opened = mouth_stills(layout, clip, vertices, template)
+    still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),
+                          Panel(vertices[opened:opened + 1], "open vowel: open")], head.faces,
+                         run_dir / "mouth_closed_open.png", size=cfg.render.size, backend=cfg.render.backend,
+                         vertex_colors=colors)
+    duration = len(vertices) / 60.0
+    print(f"video: {info.path} ({duration:.1f} s, {info.frames} frames, {info.render_fps:.1f} frames/s, "
+          f"{info.backend} backend)\nstill: {still}")
