@@ -117,21 +117,24 @@ def test_render_video_with_audio(head, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["clip.mp4"]
 
 
-def test_failed_video_leaves_no_file(head, tmp_path, monkeypatch):
+def test_nan_vertices_rejected_before_writing(head, tmp_path):
     bad = head["seq"].copy()
     bad[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         render_video([Panel(bad)], head["faces"], tmp_path / "nan.mp4", size=SIZE, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failed_video_leaves_no_file(head, tmp_path, monkeypatch, error):
     real_frames = renderer_mod._frames
 
     def failing_frames(*args, **kwargs):
-        gen = real_frames(*args, **kwargs)
-        yield next(gen)
-        raise RuntimeError("boom")
+        yield next(real_frames(*args, **kwargs))  # one frame reaches ffmpeg, then the render dies
+        raise error("boom")
 
     monkeypatch.setattr(renderer_mod, "_frames", failing_frames)
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(error, match="boom"):
         render_video([Panel(head["seq"])], head["faces"], tmp_path / "boom.mp4", size=SIZE,
                      progress=False)
     assert list(tmp_path.iterdir()) == []

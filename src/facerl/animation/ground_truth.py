@@ -20,6 +20,7 @@ LIP_CHANNELS = [i for i, n in enumerate(ARKIT_NAMES)
                                  "mouthSmile", "mouthUpperUp", "mouthLowerDown"))]
 CLOSURE_RAMP_S = 0.035      # how fast the lips seal into and release from a bilabial closure
 CLOSURE_CORE = 0.15         # the closure holds over the phone minus this share at each end
+CLOSURE_THRESHOLD_M = 0.002  # lips count as closed below a 2 mm inner-lip gap (relative to the template)
 
 
 def n_frames(duration_s: float, fps: int = FPS) -> int:

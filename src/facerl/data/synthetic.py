@@ -27,6 +27,10 @@ from facerl.speech.timing import Phone, write_phone_csv
 from facerl.utils.io import save_npy, save_pickle, save_text
 
 
+MIN_S, MAX_S = 2.0, 5.0   # sentence length bounds (seconds of speech)
+CANDIDATES = 4            # sentences drafted per clip, so one fits the bounds
+
+
 @dataclass
 class CorpusConfig:
     out: str = "data/synthetic"      # dataset root to write
@@ -41,7 +45,7 @@ class CorpusConfig:
 class ClipJob:
     subject: str
     sentence: int       # 1-based, as VOCASET's sentenceNN
-    text: str
+    texts: list[str]    # candidates, in order: the first that speaks in MIN_S..MAX_S seconds is used
     speaker: SpeakerSpec
     style: SpeakerStyle
     seed: tuple[int, ...]
@@ -75,10 +79,13 @@ def synthesize_clip(utt: Utterance, style: SpeakerStyle, template: np.ndarray,
     return weights, vertices.reshape(len(vertices), -1)
 
 
-def _build_clip(job: ClipJob) -> float:
+def _build_clip(job: ClipJob) -> tuple[float, str]:
     head = load_head()
     layout = Layout(Path(job.root))
-    utt = Espeak.get().synthesize(job.text, job.speaker.voice)
+    for text in job.texts:
+        utt = Espeak.get().synthesize(text, job.speaker.voice)
+        if MIN_S <= utt.duration_s <= MAX_S:
+            break
     template = head.template(np.asarray(job.style.identity))
     weights, vertices = synthesize_clip(utt, job.style, template, np.random.default_rng(job.seed))
     name = layout.clip_name(job.subject, job.sentence)
@@ -86,7 +93,7 @@ def _build_clip(job: ClipJob) -> float:
     write_phone_csv(layout.phones(name), utt.phones)
     save_npy(layout.blendshapes(name), weights)
     save_npy(layout.vertices(name), vertices)
-    return utt.duration_s
+    return utt.duration_s, text
 
 
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
@@ -98,30 +105,32 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     per_speaker = 3 if cfg.tiny else cfg.sentences_per_speaker
     head = load_head()
     styles = speaker_styles(speakers, cfg.seed, len(head.identity_names))
-    texts = make_sentences(len(SPEAKERS) * per_speaker, cfg.seed)
+    texts = make_sentences(len(SPEAKERS) * per_speaker * CANDIDATES, cfg.seed)
     jobs = []
     for spk in speakers:
         k = SPEAKERS.index(spk)
         for j in range(per_speaker):
             # tiny corpora keep VOCASET's numbering for held-out speakers (sentences 21-40)
             sentence = j + 1 if (spk.split == "train" or not cfg.tiny) else 21 + j
-            jobs.append(ClipJob(spk.subject, sentence, texts[k * per_speaker + j], spk, styles[spk.subject],
+            first = (k * per_speaker + j) * CANDIDATES
+            jobs.append(ClipJob(spk.subject, sentence, texts[first:first + CANDIDATES], spk, styles[spk.subject],
                                 (cfg.seed, 2, k, sentence), str(layout.root)))
     templates = {s.subject: head.template(np.asarray(styles[s.subject].identity)) for s in speakers}
     save_pickle(layout.templates_path, templates)
     save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
     save_npy(layout.faces_path, head.faces)
 
-    durations = []
+    durations, spoken = [], []
     bar = tqdm(total=len(jobs), desc="building corpus", unit="clip", disable=not progress)
-    if cfg.workers > 1:
-        with mp.get_context("fork").Pool(cfg.workers) as pool:
-            for d in pool.imap(_build_clip, jobs, chunksize=2):
-                durations.append(d)
-                bar.update()
-    else:
-        for job in jobs:
-            durations.append(_build_clip(job))
+    # eSpeak keeps internal state between utterances (pitch-period phase, flutter), which shifts phone
+    # timings by ~10 ms: each clip is therefore synthesised in a fresh child of a fork server that has
+    # never spoken, so a clip depends only on the seed, not on what was synthesised before it.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["facerl.data.synthetic"])
+    with ctx.Pool(max(1, cfg.workers), maxtasksperchild=1) as pool:
+        for d, text in pool.imap(_build_clip, jobs, chunksize=1):
+            durations.append(d)
+            spoken.append(text)
             bar.update()
     bar.close()
 
@@ -129,7 +138,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     meta = {
         "name": "facerl-synthetic", "seed": cfg.seed, "tiny": cfg.tiny, "fps": FPS, "sample_rate": 16000,
         "n_vertices": head.n_vertices, "splits": splits,
-        "sentences": {j.speaker.subject + f"/{j.sentence:02d}": j.text for j in jobs},
+        "sentences": {Layout.clip_name(j.subject, j.sentence): t for j, t in zip(jobs, spoken)},
         "speakers": {s.subject: {"voice": asdict(s.voice), "split": s.split, "style": asdict(styles[s.subject])}
                      for s in speakers},
         "phone_set": "facerl (ARPAbet without stress digits, plus SIL)",

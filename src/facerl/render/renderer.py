@@ -292,7 +292,8 @@ def _title_alpha(titles: Sequence[str], size: int) -> np.ndarray | None:
     except (TypeError, ImportError):
         font = ImageFont.load_default()
     for i, title in enumerate(titles):
-        draw.text((i * size + size / 2, h / 2), title, fill=255, font=font, anchor="mm")
+        x0, y0, x1, y1 = draw.textbbox((0, 0), title, font=font)
+        draw.text((i * size + (size - x1 - x0) / 2, (h - y1 - y0) / 2), title, fill=255, font=font)
     return np.asarray(img, np.float32)[:, :, None] / 255
 
 

@@ -1,0 +1,122 @@
+"""CLI smoke tests and bad-input handling: one clear line on stderr, exit 2, nothing half-written."""
+
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from facerl.cli import main
+from facerl.data.layout import Layout
+
+
+def run(args, capsys):
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_clean_error(rc, err, pattern):
+    assert rc == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert pattern in lines[0], lines[0]
+
+
+def write_pcm(path, audio, rate, channels=1):
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+def test_help_explains_every_command():
+    out = subprocess.run([sys.executable, "-m", "facerl.cli", "--help"], capture_output=True, text=True).stdout
+    for word in ("data", "render", "pipeline", "Hydra"):
+        assert word in out
+    out = subprocess.run([sys.executable, "-m", "facerl.cli", "data", "build", "--help"],
+                         capture_output=True, text=True).stdout
+    assert "--tiny" in out and "--seed" in out
+
+
+def test_data_build_tiny_and_refuses_to_clobber(tmp_path, capsys):
+    out = tmp_path / "c"
+    rc, stdout, _ = run(["data", "build", "--tiny", "--out", str(out), "--workers", "1"], capsys)
+    assert rc == 0 and "12 clips from 4 speakers" in stdout and "min of audio" in stdout
+    rc, _, err = run(["data", "build", "--tiny", "--out", str(out)], capsys)
+    assert_clean_error(rc, err, "already exists")
+    rc, _, err = run(["data", "build", "--tiny", "--out", str(out), "data.nope=1"], capsys)
+    assert_clean_error(rc, err, "bad config override")
+
+
+def test_render_cli_makes_mp4_and_still(tiny_corpus, tmp_path, capsys):
+    layout = Layout(tiny_corpus)
+    clip = layout.clips()[0]
+    out = tmp_path / "v.mp4"
+    rc, stdout, err = run(["render", str(layout.vertices(clip)), str(layout.vertices(clip)), "--wav",
+                           str(layout.wav(clip)), "--out", str(out), "--titles", "gt", "copy", "--still",
+                           str(tmp_path / "s.png"), "render.size=96"], capsys)
+    assert rc == 0, err
+    assert out.stat().st_size > 1000 and (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])
+def test_bad_wav_files(tiny_corpus, tmp_path, capsys, case):
+    wav = tmp_path / "bad.wav"
+    if case == "empty":
+        wav.write_bytes(b"")
+    elif case == "corrupt":
+        wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    phones = tmp_path / "p.csv"
+    phones.write_text("0,0.5,AA\n")
+    rc, _, err = run(["data", "from-speech", str(wav), str(phones), "--out", str(tmp_path / "o")], capsys)
+    assert_clean_error(rc, err, {"missing": "not found", "empty": "empty", "corrupt": "cannot read"}[case])
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.npy"))
+
+
+def test_wrong_rate_is_resampled_and_stereo_downmixed(tmp_path, capsys):
+    from facerl.audio import read_wav
+
+    t = np.arange(44100) / 44100
+    tone = 0.5 * np.sin(2 * np.pi * 220 * t)
+    write_pcm(tmp_path / "s.wav", np.repeat(tone, 2), 44100, channels=2)  # stereo, 44.1 kHz
+    audio = read_wav(tmp_path / "s.wav")
+    assert audio.ndim == 1 and abs(len(audio) - 16000) <= 1
+    phones = tmp_path / "p.csv"
+    phones.write_text("0.0,0.3,M\n0.3,0.8,AA1\n0.8,1.0,sil\n")
+    rc, _, err = run(["data", "from-speech", str(tmp_path / "s.wav"), str(phones), "--out", str(tmp_path / "o")],
+                     capsys)
+    assert rc == 0, err
+    assert len(np.load(tmp_path / "o" / "vertices_npy" / "External_01_TA_sentence01.npy")) == 60
+
+
+def test_unknown_phone_symbol(tmp_path, capsys):
+    write_pcm(tmp_path / "s.wav", np.zeros(16000), 16000)
+    phones = tmp_path / "p.csv"
+    phones.write_text("start,end,phone\n0.0,0.5,AA\n0.5,1.0,QQQ\n")
+    rc, _, err = run(["data", "from-speech", str(tmp_path / "s.wav"), str(phones), "--out", str(tmp_path / "o")],
+                     capsys)
+    assert_clean_error(rc, err, "QQQ")
+    assert not (tmp_path / "o").exists()
+
+
+def test_render_rejects_wrong_vertex_count_and_leaves_nothing(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", np.zeros((5, 300), np.float32))
+    out = tmp_path / "v.mp4"
+    rc, _, err = run(["render", str(tmp_path / "v.npy"), "--out", str(out)], capsys)
+    assert_clean_error(rc, err, "vertices per frame")
+    assert list(tmp_path.iterdir()) == [tmp_path / "v.npy"]
+    rc, _, err = run(["render", str(tmp_path / "missing.npy"), "--out", str(out)], capsys)
+    assert_clean_error(rc, err, "not found")
+
+
+def test_pipeline_tiny(tmp_path, capsys):
+    rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
+    assert rc == 0, err
+    assert list((tmp_path / "runs" / "pipeline").glob("*.mp4"))
+    assert (tmp_path / "runs" / "pipeline" / "mouth_closed_open.png").exists()
+    rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
+    assert rc == 0 and "existing corpus" in stdout
