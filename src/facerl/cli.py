@@ -50,7 +50,7 @@ def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
         raise FacerlError(f"{args.phones} runs to {phones[-1].end_s:.2f} s but {args.wav} lasts {duration:.2f} s")
     style = (sample_style(np.random.default_rng([args.style_seed, 1]), len(load_head().identity_names))
              if args.style_seed is not None else SpeakerStyle())
-    name = clip_from_speech(args.wav, phones, audio, args.out, args.subject, args.sentence, style, args.seed)
+    name = clip_from_speech(phones, audio, args.out, args.subject, args.sentence, style, args.seed)
     print(f"wrote clip {name} ({duration:.2f} s, {len(phones)} phones) under {args.out}")
 
 

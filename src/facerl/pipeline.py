@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from facerl.data.dataset import spec_from_corpus
+from facerl.data.dataset import VocaDataset, spec_from_corpus
 from facerl.data.layout import Layout
 from facerl.data.synthetic import CorpusConfig, build_corpus
 from facerl.errors import FacerlError
 from facerl.head.rig import lip_gap, load_head
-from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
+from facerl.render.commands import head_vertex_colors
+from facerl.render.renderer import Panel, render_still, render_video
 from facerl.speech.timing import read_phone_csv
 
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
@@ -60,10 +61,10 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
     layout = Layout(Path(corpus.out))
     run_dir = Path(cfg.paths.run_dir)
     head = load_head()
-    colors = default_vertex_colors(head.part)
+    colors = head_vertex_colors(head)
 
-    subject = spec.test_subjects[0]
-    clip = next(c for c in layout.clips() if Layout.parse_clip(c)[0] == subject)
+    clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
+    subject, _ = Layout.parse_clip(clip)
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
     template = layout.templates()[subject]
     stride = max(1, round(60 / cfg.render.fps))

@@ -34,5 +34,5 @@ def sample_style(rng: np.random.Generator, n_identity: int) -> SpeakerStyle:
         blink_per_min=float(rng.uniform(10.0, 24.0)),
         brow_gain=float(rng.uniform(0.2, 0.7)),
         brow_prob=float(rng.uniform(0.3, 0.7)),
-        identity=tuple(float(x) for x in rng.uniform(-0.7, 0.7, size=n_identity)),
+        identity=tuple(float(x) for x in rng.uniform(-0.45, 0.45, size=n_identity)),
     )

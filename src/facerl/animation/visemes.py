@@ -24,18 +24,18 @@ REST: Weights = {"jawOpen": 0.02}
 BILABIAL: Weights = {"jawOpen": 0.05, "mouthClose": 0.05, **both("mouthPress", 0.35), "mouthRollLower": 0.1}
 _V = {
     # open vowels
-    "AA": {"jawOpen": 0.55, **both("mouthLowerDown", 0.25)},
-    "AE": {"jawOpen": 0.45, **both("mouthStretch", 0.25), **both("mouthLowerDown", 0.2)},
-    "AH": {"jawOpen": 0.38, **both("mouthLowerDown", 0.12)},
+    "AA": {"jawOpen": 0.65, **both("mouthLowerDown", 0.25)},
+    "AE": {"jawOpen": 0.55, **both("mouthStretch", 0.25), **both("mouthLowerDown", 0.2)},
+    "AH": {"jawOpen": 0.45, **both("mouthLowerDown", 0.12)},
     # rounded vowels
-    "AO": {"jawOpen": 0.40, "mouthFunnel": 0.45},
-    "OW": {"jawOpen": 0.30, "mouthFunnel": 0.50, "mouthPucker": 0.2},
+    "AO": {"jawOpen": 0.50, "mouthFunnel": 0.45},
+    "OW": {"jawOpen": 0.36, "mouthFunnel": 0.50, "mouthPucker": 0.2},
     "UW": {"jawOpen": 0.12, "mouthPucker": 0.75, "mouthFunnel": 0.3},
     "UH": {"jawOpen": 0.18, "mouthFunnel": 0.35, "mouthPucker": 0.3},
     # spread vowels
     "IY": {"jawOpen": 0.12, **both("mouthStretch", 0.40), **both("mouthSmile", 0.2)},
     "IH": {"jawOpen": 0.20, **both("mouthStretch", 0.30)},
-    "EH": {"jawOpen": 0.30, **both("mouthStretch", 0.25), **both("mouthLowerDown", 0.1)},
+    "EH": {"jawOpen": 0.36, **both("mouthStretch", 0.25), **both("mouthLowerDown", 0.1)},
     "ER": {"jawOpen": 0.18, "mouthFunnel": 0.35, "mouthPucker": 0.25},
 }
 _C = {

@@ -79,6 +79,21 @@ def synthesize_clip(utt: Utterance, style: SpeakerStyle, template: np.ndarray,
     return weights, vertices.reshape(len(vertices), -1)
 
 
+def write_head_files(layout: Layout) -> None:
+    """regions.pkl (FLAME_masks-like index lists) and faces.npy of the MakeHuman head."""
+    head = load_head()
+    save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
+    save_npy(layout.faces_path, head.faces)
+
+
+def write_clip(layout: Layout, name: str, utt: Utterance, weights: np.ndarray, vertices: np.ndarray) -> None:
+    """The four per-clip files; vertices last, so a clip counts as present only when complete."""
+    write_wav(layout.wav(name), utt.audio)
+    write_phone_csv(layout.phones(name), utt.phones)
+    save_npy(layout.blendshapes(name), weights)
+    save_npy(layout.vertices(name), vertices)
+
+
 def _build_clip(job: ClipJob) -> tuple[float, str]:
     head = load_head()
     layout = Layout(Path(job.root))
@@ -88,11 +103,7 @@ def _build_clip(job: ClipJob) -> tuple[float, str]:
             break
     template = head.template(np.asarray(job.style.identity))
     weights, vertices = synthesize_clip(utt, job.style, template, np.random.default_rng(job.seed))
-    name = layout.clip_name(job.subject, job.sentence)
-    write_wav(layout.wav(name), utt.audio)
-    write_phone_csv(layout.phones(name), utt.phones)
-    save_npy(layout.blendshapes(name), weights)
-    save_npy(layout.vertices(name), vertices)
+    write_clip(layout, layout.clip_name(job.subject, job.sentence), utt, weights, vertices)
     return utt.duration_s, text
 
 
@@ -117,8 +128,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
                                 (cfg.seed, 2, k, sentence), str(layout.root)))
     templates = {s.subject: head.template(np.asarray(styles[s.subject].identity)) for s in speakers}
     save_pickle(layout.templates_path, templates)
-    save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
-    save_npy(layout.faces_path, head.faces)
+    write_head_files(layout)
 
     durations, spoken = [], []
     bar = tqdm(total=len(jobs), desc="building corpus", unit="clip", disable=not progress)
@@ -149,7 +159,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
                         time.perf_counter() - t0, splits)
 
 
-def clip_from_speech(wav_path: str, phones: list[Phone], audio: np.ndarray, root: str, subject: str,
+def clip_from_speech(phones: list[Phone], audio: np.ndarray, root: str, subject: str,
                      sentence: int, style: SpeakerStyle, seed: int) -> str:
     """Add one clip made from external speech (wav + phone timings) to a dataset root; returns its name."""
     layout = Layout(Path(root))
@@ -158,13 +168,8 @@ def clip_from_speech(wav_path: str, phones: list[Phone], audio: np.ndarray, root
     utt = Utterance(audio=audio, phones=phones)
     weights, vertices = synthesize_clip(utt, style, template, np.random.default_rng([seed, 3, sentence]))
     name = layout.clip_name(subject, sentence)
-    write_wav(layout.wav(name), audio)
-    write_phone_csv(layout.phones(name), phones)
-    save_npy(layout.blendshapes(name), weights)
-    save_npy(layout.vertices(name), vertices)
+    write_clip(layout, name, utt, weights, vertices)
     layout.add_template(subject, template)
     if not layout.regions_path.exists():
-        save_pickle(layout.regions_path, {k: np.asarray(v) for k, v in head.regions.items()})
-    if not layout.faces_path.exists():
-        save_npy(layout.faces_path, head.faces)
+        write_head_files(layout)
     return name

@@ -8,8 +8,24 @@ from pathlib import Path
 import numpy as np
 
 from facerl.errors import FacerlError
-from facerl.head.rig import load_head
+from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
+
+
+IRIS, PUPIL = np.array([0.33, 0.22, 0.13]), np.array([0.05, 0.04, 0.04])
+
+
+def head_vertex_colors(head: HeadRig) -> np.ndarray:
+    """Albedo (V, 3) for the MakeHuman head: part colours, plus an iris and pupil on each eyeball's front."""
+    colors = default_vertex_colors(head.part).copy()
+    for side in (-1, 1):
+        eye = np.flatnonzero((head.part == 1) & (np.sign(head.vertices[:, 0]) == side))
+        centre = head.vertices[eye].mean(0)
+        radius = np.linalg.norm(head.vertices[eye] - centre, axis=1).max()
+        front = (head.vertices[eye, 2] - centre[2]) / radius  # 1 at the cornea's apex
+        colors[eye[front > 0.80]] = IRIS
+        colors[eye[front > 0.94]] = PUPIL
+    return colors
 
 
 def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
@@ -42,7 +58,7 @@ def render_command(args: argparse.Namespace, render_cfg) -> None:
         n_vertices = int(faces.max()) + 1
     else:
         head = load_head()
-        faces, colors, n_vertices = head.faces, default_vertex_colors(head.part), head.n_vertices
+        faces, colors, n_vertices = head.faces, head_vertex_colors(head), head.n_vertices
     if not str(args.out).endswith(".mp4"):
         raise FacerlError(f"--out must end in .mp4: {args.out}")
     if args.wav and not Path(args.wav).is_file():
