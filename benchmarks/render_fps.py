@@ -6,7 +6,6 @@ Prints frames/s for render only (iterating render_frames) and for render + H.264
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,11 +13,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    import facerl.render  # noqa: F401
-except ModuleNotFoundError:  # not installed: run from the source tree
-    sys.path.insert(0, str(ROOT / "src"))
-
 from facerl.render import Panel, available_backend, default_vertex_colors, render_frames, render_video
 
 

@@ -1,17 +1,11 @@
 """Real (tiny) renders of the MakeHuman head with both backends, video/audio muxing and atomic writes."""
 
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-try:
-    import facerl.render  # noqa: F401
-except ModuleNotFoundError:  # not installed: run from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 import imageio_ffmpeg
 from PIL import Image

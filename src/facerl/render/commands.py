@@ -76,8 +76,11 @@ def render_command(args: argparse.Namespace, render_cfg) -> None:
 
         wav = Path(tempfile.mkdtemp()) / "audio16k.wav"  # normalise any wav (rate, channels) for muxing
         write_wav(wav, read_wav(args.wav))
-    info = render_video(panels, faces, args.out, wav_path=wav, fps=args.fps_in / stride, size=render_cfg.size,
-                        backend=render_cfg.backend, vertex_colors=colors)
+    try:
+        info = render_video(panels, faces, args.out, wav_path=wav, fps=args.fps_in / stride,
+                            size=render_cfg.size, backend=render_cfg.backend, vertex_colors=colors)
+    except ValueError as exc:  # the renderer's input checks (size, faces, colours) are user errors here
+        raise FacerlError(str(exc)) from None
     print(f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps, {info.render_fps:.1f} frames/s "
           f"({info.backend} backend)")
     if args.still:

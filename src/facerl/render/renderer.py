@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from facerl.utils.io import atomic_path
+
 BACKGROUND = (0.16, 0.17, 0.20)
 PART_COLORS = np.array([[0.86, 0.68, 0.57],   # 0 skin
                         [0.93, 0.93, 0.91],   # 1 eye
@@ -239,19 +241,6 @@ def _open_renderer(backend: str, verts: list[np.ndarray], faces, colors, size: i
         renderer.release()
 
 
-@contextlib.contextmanager
-def _atomic_write(out: Path) -> Iterator[Path]:
-    """Yield a hidden temp path next to ``out``; rename onto ``out`` on success, delete on error."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _validate(panels: Sequence[Panel], faces, vertex_colors, size: int, backend: str):
     """Check inputs; returns padded vertex arrays [(T, V, 3)] float32, faces (F, 3) int64, colours (V, 3).
     Panels with fewer frames than the longest one are padded by repeating their last frame."""
@@ -340,7 +329,7 @@ def render_video(panels: list[Panel], faces: np.ndarray, out_path: str | os.Path
     if wav_path is not None and not Path(wav_path).is_file():
         raise ValueError(f"wav_path does not exist: {wav_path}")
     out, start, count = Path(out_path), time.perf_counter(), 0
-    with _open_renderer(backend, verts, faces, colors, size) as renderer, _atomic_write(out) as tmp:
+    with _open_renderer(backend, verts, faces, colors, size) as renderer, atomic_path(out) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp), (size * len(verts), size), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
             macro_block_size=2, quality=None, ffmpeg_log_level="error",
@@ -370,6 +359,6 @@ def render_still(panels_or_vertices: np.ndarray | Sequence[np.ndarray] | Sequenc
     with contextlib.closing(render_frames(panels, faces, size, backend, vertex_colors, False)) as gen:
         frame = next(gen)
     out = Path(out_png)
-    with _atomic_write(out) as tmp:
+    with atomic_path(out) as tmp:
         Image.fromarray(frame).save(tmp, format="PNG")
     return out
