@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from facerl.errors import FacerlError
 
@@ -97,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     b = dsub.add_parser("build", help="synthesise the embedded corpus (eSpeak speech + MakeHuman ARKit head)",
                         epilog=EPILOG, formatter_class=fmt)
-    b.add_argument("--tiny", action="store_true", help="4 speakers x 3 sentences, for tests (config data=synthetic_tiny)")
+    b.add_argument("--tiny", action="store_true",
+                   help="4 speakers x 3 sentences, for tests (config data=synthetic_tiny)")
     b.add_argument("--out", help="dataset root to write (default: data/synthetic)")
     b.add_argument("--seed", type=int, help="random seed (default 0); the corpus is deterministic for a seed")
     b.add_argument("--workers", type=int, help="parallel synthesis processes (default 2)")
@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = dsub.add_parser("convert-vocaset", help="convert raw VOCASET (data_verts.npy + raw_audio_fixed.pkl)",
                         formatter_class=fmt)
-    c.add_argument("raw_dir", help="folder with data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl")
+    c.add_argument("raw_dir",
+                   help="folder with data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl")
     c.add_argument("--out", required=True, help="dataset root to write")
     c.add_argument("--masks", help="FLAME_masks.pkl, copied to regions.pkl")
     c.set_defaults(func=cmd_data_convert_vocaset)
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="vertex sequence(s) + wav -> mp4 with sound (and a PNG still)",
                        epilog=EPILOG, formatter_class=fmt)
-    r.add_argument("vertices", nargs="+", help="one or more .npy (T, V*3) or (T, V, 3); several render side by side")
+    r.add_argument("vertices", nargs="+",
+                   help="one or more .npy (T, V*3) or (T, V, 3); several render side by side")
     r.add_argument("--wav", help="audio track to mux")
     r.add_argument("--out", required=True, help="output .mp4")
     r.add_argument("--titles", nargs="*", help="panel titles (default: file names)")

@@ -11,14 +11,13 @@ from omegaconf import DictConfig
 
 from facerl.data.dataset import VocaDataset, spec_from_corpus
 from facerl.data.layout import Layout
+from facerl.data.measures import BILABIALS, OPEN_VOWELS, clip_lip_gap, phone_frames
 from facerl.data.synthetic import CorpusConfig, build_corpus
 from facerl.errors import FacerlError
-from facerl.head.rig import lip_gap, load_head
+from facerl.head.rig import load_head
 from facerl.render.commands import head_vertex_colors
 from facerl.render.renderer import Panel, render_still, render_video
 from facerl.speech.timing import read_phone_csv
-
-OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 
 
 def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
@@ -34,21 +33,19 @@ def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
     print(build_corpus(corpus))
 
 
-def mouth_stills(layout: Layout, clip: str, vertices: np.ndarray, template: np.ndarray) -> tuple[int, int]:
+def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
     """Frames (60 fps) of the most closed bilabial and the most open open-vowel in a clip."""
-    head = load_head()
-    gap = lip_gap(vertices, head.regions["inner_lip_pair"]) - lip_gap(template, head.regions["inner_lip_pair"])
-    times = np.arange(len(vertices)) / 60.0
+    gap = clip_lip_gap(layout, clip)
     phones = read_phone_csv(layout.phones(clip))
 
     def frames_in(symbols: set[str]) -> np.ndarray:
-        mask = np.zeros(len(times), bool)
+        mask = np.zeros(len(gap), bool)
         for p in phones:
             if p.phone in symbols:
-                mask |= (times >= p.start_s) & (times < p.end_s)
+                mask |= phone_frames(p, len(gap), 60.0)
         return np.flatnonzero(mask)
 
-    closed, opened = frames_in({"P", "B", "M"}), frames_in(OPEN_VOWELS)
+    closed, opened = frames_in(BILABIALS), frames_in(OPEN_VOWELS)
     closed_frame = int(closed[np.argmin(gap[closed])]) if len(closed) else 0
     open_frame = int(opened[np.argmax(gap[opened])]) if len(opened) else int(np.argmax(gap))
     return closed_frame, open_frame
@@ -64,14 +61,12 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
     colors = head_vertex_colors(head)
 
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
-    subject, _ = Layout.parse_clip(clip)
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
-    template = layout.templates()[subject]
     stride = max(1, round(60 / cfg.render.fps))
     info = render_video([Panel(vertices[::stride], f"ground truth: {clip}")], head.faces,
                         run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
                         size=cfg.render.size, backend=cfg.render.backend, vertex_colors=colors)
-    closed, opened = mouth_stills(layout, clip, vertices, template)
+    closed, opened = mouth_stills(layout, clip)
     still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),
                           Panel(vertices[opened:opened + 1], "open vowel: open")], head.faces,
                          run_dir / "mouth_closed_open.png", size=cfg.render.size, backend=cfg.render.backend,

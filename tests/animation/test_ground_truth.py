@@ -4,8 +4,9 @@ import pytest
 from facerl.animation.ground_truth import CLOSURE_THRESHOLD_M, FPS, animate
 from facerl.animation.style import SpeakerStyle, sample_style
 from facerl.data.layout import Layout
+from facerl.data.measures import clip_lip_gap, phone_frames
 from facerl.head.arkit import ARKIT_INDEX
-from facerl.head.rig import lip_gap, load_head
+from facerl.head.rig import load_head
 from facerl.speech.espeak import Espeak, Voice
 from facerl.speech.timing import read_phone_csv
 
@@ -14,17 +15,12 @@ OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 
 def clip_gaps(root, clip):
     """Inner-lip gap relative to the speaker's template (T60,) and the clip's phones."""
-    layout, head = Layout(root), load_head()
-    subject, _ = Layout.parse_clip(clip)
-    pair = head.regions["inner_lip_pair"]
-    verts = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)
-    rest = lip_gap(layout.templates()[subject], pair)
-    return lip_gap(verts, pair) - rest, read_phone_csv(layout.phones(clip))
+    layout = Layout(root)
+    return clip_lip_gap(layout, clip), read_phone_csv(layout.phones(clip))
 
 
 def frames_of(phone, n):
-    t = np.arange(n) / FPS
-    return (t >= phone.start_s) & (t < phone.end_s)
+    return phone_frames(phone, n, FPS)
 
 
 def test_lips_close_inside_every_bilabial(tiny_corpus):
@@ -88,3 +84,19 @@ def test_speaker_styles_differ_in_articulation(long_utterance):
     jaw = [animate(long_utterance.phones, long_utterance.audio, SpeakerStyle(jaw_gain=g), rng(5))
            [:, ARKIT_INDEX["jawOpen"]].mean() for g in (0.8, 1.2)]
     assert 1.3 < jaw[1] / jaw[0] < 1.7
+
+
+@pytest.mark.parametrize("duration", [0.012, 0.02, 0.034, 0.08])
+@pytest.mark.parametrize("lead", [0.0, 0.04])
+def test_even_a_very_short_bilabial_seals_at_a_frame_inside_it(duration, lead):
+    from facerl.animation.ground_truth import closure_envelope
+    from facerl.speech.timing import Phone
+
+    start = 0.6185
+    phones = [Phone(0.0, start, "AH"), Phone(start, start + duration, "P"), Phone(start + duration, 1.0, "AY")]
+    times = np.arange(60) / FPS
+    env = closure_envelope(phones, times, lead)
+    inside = (times >= start) & (times < start + duration)
+    assert env.max() == 1.0
+    if inside.any():
+        assert env[inside].max() == 1.0

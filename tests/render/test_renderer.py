@@ -4,14 +4,20 @@ import subprocess
 import wave
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
-
-import imageio_ffmpeg
 from PIL import Image
 
-from facerl.render import (Panel, available_backend, default_vertex_colors, render_frames,
-                           render_still, render_video, vertex_normals)
+from facerl.render import (
+    Panel,
+    available_backend,
+    default_vertex_colors,
+    render_frames,
+    render_still,
+    render_video,
+    vertex_normals,
+)
 from facerl.render import renderer as renderer_mod
 
 ASSET = Path(__file__).resolve().parents[2] / "src/facerl/assets/makehuman_head.npz"

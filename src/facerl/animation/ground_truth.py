@@ -58,8 +58,9 @@ def closure_envelope(phones: list[Phone], times: np.ndarray, lead_s: float) -> n
             continue
         lo = max(p.start_s, p.start_s + CLOSURE_CORE * p.duration_s - lead_s)
         hi = min(p.end_s, max(lo, p.end_s - CLOSURE_CORE * p.duration_s - lead_s))
-        nearest = times[np.clip(np.searchsorted(times, p.centre_s - lead_s), 0, len(times) - 1)]
-        nearest = min(max(nearest, p.start_s), p.end_s)
+        inside = times[(times >= p.start_s) & (times < p.end_s)]  # frames sampled within the phone
+        candidates = inside if len(inside) else times
+        nearest = candidates[np.argmin(np.abs(candidates - (p.centre_s - lead_s)))]
         lo, hi = min(lo, nearest), max(hi, nearest)
         dist = np.maximum(np.maximum(lo - times, times - hi), 0.0)
         env = np.maximum(env, np.clip(1.0 - dist / max(CLOSURE_RAMP_S, dt), 0.0, 1.0))

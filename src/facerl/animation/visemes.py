@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from facerl.head.arkit import ARKIT_INDEX, N_ARKIT
+from facerl.speech.phoneset import PHONE_CLASS
 
 Weights = dict[str, float]
 
@@ -59,9 +60,10 @@ DIPHTHONGS = {"AW": ("AA", "UW"), "AY": ("AA", "IY"), "OY": ("AO", "IY"), "EY": 
 # (dominance, temporal spread factor): how strongly a phone holds its target against neighbours.
 DOMINANCE = {"bilabial": (6.0, 0.9), "labiodental": (4.0, 0.9), "round": (3.0, 1.2), "vowel": (1.5, 1.0),
              "lingual": (0.5, 0.8), "silence": (0.6, 1.6)}
-_GROUP = {**{p: "bilabial" for p in "P B M".split()}, **{p: "labiodental" for p in "F V".split()},
-          **{p: "round" for p in "W R SH ZH CH JH".split()}, "SIL": "silence",
-          **{p: "vowel" for p in list(_V) + list(DIPHTHONGS)}}
+# phone class (facerl.speech.phoneset.PHONE_CLASS) -> dominance group
+_GROUP_OF_CLASS = {"bilabial": "bilabial", "labiodental": "labiodental", "silence": "silence",
+                   "glide_round": "round", "rhotic": "round", "postalveolar": "round",
+                   "open_vowel": "vowel", "rounded_vowel": "vowel", "spread_vowel": "vowel", "rhotic_vowel": "vowel"}
 
 
 def vector(weights: Weights) -> np.ndarray:
@@ -83,8 +85,8 @@ def keyframes(phone: str) -> list[tuple[float, np.ndarray]]:
 
 
 def dominance(phone: str) -> tuple[float, float]:
-    return DOMINANCE[_GROUP.get(phone, "lingual")]
+    return DOMINANCE[_GROUP_OF_CLASS.get(PHONE_CLASS[phone], "lingual")]
 
 
 def is_bilabial(phone: str) -> bool:
-    return phone in ("P", "B", "M")
+    return PHONE_CLASS.get(phone) == "bilabial"

@@ -26,7 +26,6 @@ from facerl.speech.sentences import make_sentences
 from facerl.speech.timing import Phone, write_phone_csv
 from facerl.utils.io import save_npy, save_pickle, save_text
 
-
 MIN_S, MAX_S = 2.0, 5.0   # sentence length bounds (seconds of speech)
 CANDIDATES = 4            # sentences drafted per clip, so one fits the bounds
 

@@ -11,7 +11,6 @@ from facerl.errors import FacerlError
 from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
 
-
 IRIS, PUPIL = np.array([0.33, 0.22, 0.13]), np.array([0.05, 0.04, 0.04])
 
 
@@ -71,8 +70,9 @@ def render_command(args: argparse.Namespace, render_cfg) -> None:
     panels = [Panel(s[::stride], t) for s, t in zip(seqs, titles)]
     wav = None
     if args.wav:
-        from facerl.audio import read_wav, write_wav
         import tempfile
+
+        from facerl.audio import read_wav, write_wav
 
         wav = Path(tempfile.mkdtemp()) / "audio16k.wav"  # normalise any wav (rate, channels) for muxing
         write_wav(wav, read_wav(args.wav))

@@ -269,6 +269,19 @@ def _validate(panels: Sequence[Panel], faces, vertex_colors, size: int, backend:
     return verts, faces.astype(np.int64), colors
 
 
+def _fitting_font(draw: ImageDraw.ImageDraw, text: str, px: int, max_width: float):
+    """The default font at ``px`` pixels, shrunk until ``text`` fits ``max_width`` (long titles stay readable)."""
+    try:
+        while True:
+            font = ImageFont.load_default(size=px)  # Pillow >= 10.1 with FreeType
+            x0, _, x1, _ = draw.textbbox((0, 0), text, font=font)
+            if x1 - x0 <= max_width or px <= 6:
+                return font
+            px = max(6, int(px * max_width / (x1 - x0)))
+    except (TypeError, ImportError):
+        return ImageFont.load_default()
+
+
 def _title_alpha(titles: Sequence[str], size: int) -> np.ndarray | None:
     """Alpha mask (h, S*P) float32 of the titles, centred at the top of each panel."""
     if not any(titles):
@@ -276,11 +289,8 @@ def _title_alpha(titles: Sequence[str], size: int) -> np.ndarray | None:
     h = max(8, round(size * _TITLE_FRAC))
     img = Image.new("L", (size * len(titles), h), 0)
     draw = ImageDraw.Draw(img)
-    try:
-        font = ImageFont.load_default(size=max(8, round(h * 0.7)))  # Pillow >= 10.1 with FreeType
-    except (TypeError, ImportError):
-        font = ImageFont.load_default()
     for i, title in enumerate(titles):
+        font = _fitting_font(draw, title, max(8, round(h * 0.7)), 0.96 * size)
         x0, y0, x1, y1 = draw.textbbox((0, 0), title, font=font)
         draw.text((i * size + (size - x1 - x0) / 2, (h - y1 - y0) / 2), title, fill=255, font=font)
     return np.asarray(img, np.float32)[:, :, None] / 255
