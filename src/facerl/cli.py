@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--wav", help="audio track to mux")
     r.add_argument("--out", required=True, help="output .mp4")
     r.add_argument("--titles", nargs="*", help="panel titles (default: file names)")
-    r.add_argument("--faces", help="(F, 3) triangle .npy (default: the MakeHuman head's, or <dataset>/faces.npy)")
+    r.add_argument("--faces",
+                   help="(F, 3) triangle .npy for another mesh, e.g. <dataset>/faces.npy (default: the MakeHuman head)")
     r.add_argument("--fps-in", type=float, default=60.0, help="frame rate of the vertex files (default 60)")
     r.add_argument("--still", help="also write a PNG of frame --still-frame")
     r.add_argument("--still-frame", type=int, default=0, help="frame (at the input rate) for --still")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from facerl.audio import read_wav, write_wav
 from facerl.errors import FacerlError
 from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
@@ -68,19 +70,16 @@ def render_command(args: argparse.Namespace, render_cfg) -> None:
         raise FacerlError(f"{len(titles)} titles for {len(args.vertices)} vertex files")
     seqs = [load_sequence(v, n_vertices) for v in args.vertices]
     panels = [Panel(s[::stride], t) for s, t in zip(seqs, titles)]
-    wav = None
-    if args.wav:
-        import tempfile
-
-        from facerl.audio import read_wav, write_wav
-
-        wav = Path(tempfile.mkdtemp()) / "audio16k.wav"  # normalise any wav (rate, channels) for muxing
-        write_wav(wav, read_wav(args.wav))
-    try:
-        info = render_video(panels, faces, args.out, wav_path=wav, fps=args.fps_in / stride,
-                            size=render_cfg.size, backend=render_cfg.backend, vertex_colors=colors)
-    except ValueError as exc:  # the renderer's input checks (size, faces, colours) are user errors here
-        raise FacerlError(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = None
+        if args.wav:  # normalise any wav (rate, channels, sample format) to 16 kHz mono PCM for muxing
+            wav = Path(tmp) / "audio16k.wav"
+            write_wav(wav, read_wav(args.wav))
+        try:
+            info = render_video(panels, faces, args.out, wav_path=wav, fps=args.fps_in / stride,
+                                size=render_cfg.size, backend=render_cfg.backend, vertex_colors=colors)
+        except ValueError as exc:  # the renderer's input checks (size, faces, colours) are user errors here
+            raise FacerlError(str(exc)) from None
     print(f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps, {info.render_fps:.1f} frames/s "
           f"({info.backend} backend)")
     if args.still:
