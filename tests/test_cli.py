@@ -120,3 +120,62 @@ def test_pipeline_tiny(tmp_path, capsys):
     assert (tmp_path / "runs" / "pipeline" / "mouth_closed_open.png").exists()
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout
+
+
+def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):
+    from scipy.io import wavfile
+
+    wavfile.write(tmp_path / "nan.wav", 16000, np.full(1600, np.nan, np.float32))
+    (tmp_path / "p.csv").write_text("0,0.1,AA\n")
+    rc, _, err = run(["data", "from-speech", str(tmp_path / "nan.wav"), str(tmp_path / "p.csv"), "--out",
+                      str(tmp_path / "o")], capsys)
+    assert_clean_error(rc, err, "NaN")
+    with pytest.raises(SystemExit):  # argparse: usage + one error line
+        main(["data", "build", "--tiny", "--seed", "-1", "--out", str(tmp_path / "c")])
+    assert "must be >= 0" in capsys.readouterr().err
+    rc, _, err = run(["data", "build", "--tiny", "--out", str(tmp_path / "c"), "data.seed=-1"], capsys)
+    assert_clean_error(rc, err, "data.seed")
+    rc, _, err = run(["data", "build", "--tiny", "--out", str(tmp_path / "c"), "+data.nope=1"], capsys)
+    assert_clean_error(rc, err, "bad data config")
+    assert not (tmp_path / "c").exists()  # validated before anything was created
+    with pytest.raises(SystemExit):
+        main(["data", "from-speech", str(tmp_path / "nan.wav"), str(tmp_path / "p.csv"), "--out",
+              str(tmp_path / "o"), "--subject", "../../evil"])
+
+
+def test_render_checks_outputs_and_config_before_work(tiny_corpus, tmp_path, capsys):
+    clip = Layout(tiny_corpus).clips()[0]
+    verts = str(Layout(tiny_corpus).vertices(clip))
+    (tmp_path / "d.mp4").mkdir()
+    (tmp_path / "afile").write_text("x")
+    np.save(tmp_path / "faces.npy", np.zeros((4, 3), np.float32))
+    cases = [
+        (["--out", str(tmp_path / "d.mp4")], "is a directory"),
+        (["--out", str(tmp_path / "afile" / "v.mp4")], "is a file"),
+        (["--out", str(tmp_path / "v.mp4"), "--still", str(tmp_path / "s.jpg")], "--still must end in .png"),
+        (["--out", str(tmp_path / "v.mp4"), "render.size=101"], "render.size"),
+        (["--out", str(tmp_path / "v.mp4"), "render.fps=0"], "render.fps"),
+        (["--out", str(tmp_path / "v.mp4"), "--faces", str(tmp_path / "faces.npy")], "faces must be"),
+        (["--out", str(tmp_path / "v.mp4"), "--still", str(tmp_path / "s.png"), "--still-frame", "100000"],
+         "past the last frame"),
+    ]
+    for extra, message in cases:
+        rc, _, err = run(["render", verts, *extra], capsys)
+        assert_clean_error(rc, err, message)
+    assert not (tmp_path / "v.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_info_reads_converted_vocaset_through_the_dataset_config(tmp_path, capsys):
+    from tests.data.test_vocaset import SUBJECTS, make_raw
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    make_raw(raw, np.random.default_rng(0))
+    out = tmp_path / "voca"
+    assert run(["data", "convert-vocaset", str(raw), "--out", str(out)], capsys)[0] == 0
+    rc, _, err = run(["data", "convert-vocaset", str(raw), "--out", str(out)], capsys)
+    assert_clean_error(rc, err, "--overwrite")
+    rc, stdout, err = run(["data", "info", str(out), "dataset=vocaset", f"dataset.train_subjects=[{SUBJECTS[0]}]",
+                           "dataset.val_subjects=[]", f"dataset.test_subjects=[{SUBJECTS[1]}]"], capsys)
+    assert rc == 0, err
+    assert "train:    2 clips" in stdout and "test :    1 clips" in stdout

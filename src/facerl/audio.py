@@ -51,6 +51,8 @@ def read_wav(path: str | os.PathLike, rate: int = SAMPLE_RATE) -> np.ndarray:
     if samples.size == 0:
         raise FacerlError(f"audio file has no samples: {path}")
     audio = to_float(samples)
+    if not np.isfinite(audio).all():
+        raise FacerlError(f"audio file contains NaN or infinite samples: {path}")
     if audio.ndim == 2:  # (S, channels) -> (S,)
         audio = audio.mean(axis=1)
     return resample(audio, int(rate_in), rate)

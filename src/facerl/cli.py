@@ -4,10 +4,53 @@ overrides of ``facerl/conf/config.yaml`` (e.g. ``data.seed=3``, ``paths.root=/sc
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import signal
 import sys
 import time
 
 from facerl.errors import FacerlError
+
+OVERRIDE_RE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*=")  # Hydra override: key=value, +key=value, ~key=
+SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate Hydra ``key=value`` overrides from the command's own arguments (they may come anywhere)."""
+    rest, overrides = [], []
+    for arg in argv:
+        (overrides if OVERRIDE_RE.match(arg) else rest).append(arg)
+    return rest, overrides
+
+
+def int_at_least(lo: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def subject_name(text: str) -> str:
+    if not SUBJECT_RE.match(text):
+        raise argparse.ArgumentTypeError(f"subject names use letters, digits, '_' and '-' only, got {text!r}")
+    return text
 
 EPILOG = ("Extra key=value arguments override the Hydra config (facerl/conf/config.yaml), "
           "e.g. `facerl data build data.seed=3 paths.root=/scratch`.")
@@ -24,7 +67,10 @@ def cmd_data_build(args: argparse.Namespace, extra: list[str]) -> None:
 
     overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
     cfg = _cfg(args, overrides)
-    corpus = CorpusConfig(**cfg.data)
+    try:
+        corpus = CorpusConfig(**cfg.data)
+    except TypeError as exc:
+        raise FacerlError(f"bad data config: {exc}") from None
     corpus.out = args.out or corpus.out
     corpus.seed = corpus.seed if args.seed is None else args.seed
     corpus.workers = args.workers or corpus.workers
@@ -42,6 +88,7 @@ def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.head.rig import load_head
     from facerl.speech.timing import read_phone_csv
 
+    _cfg(args, extra)  # validates overrides
     audio = read_wav(args.wav)
     phones = read_phone_csv(args.phones, alphabet=args.alphabet)
     duration = len(audio) / 16000
@@ -49,22 +96,29 @@ def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
         raise FacerlError(f"{args.phones} runs to {phones[-1].end_s:.2f} s but {args.wav} lasts {duration:.2f} s")
     style = (sample_style(np.random.default_rng([args.style_seed, 1]), len(load_head().identity_names))
              if args.style_seed is not None else SpeakerStyle())
-    name = clip_from_speech(phones, audio, args.out, args.subject, args.sentence, style, args.seed)
+    name = clip_from_speech(phones, audio, args.out, args.subject, args.sentence, style, args.seed,
+                            overwrite=args.overwrite)
     print(f"wrote clip {name} ({duration:.2f} s, {len(phones)} phones) under {args.out}")
 
 
 def cmd_data_convert_vocaset(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.vocaset import convert_vocaset
 
-    n = convert_vocaset(args.raw_dir, args.out, masks=args.masks)
+    _cfg(args, extra)  # validates overrides
+    n = convert_vocaset(args.raw_dir, args.out, masks=args.masks, overwrite=args.overwrite)
     print(f"converted {n} VOCASET sequences into {args.out}")
 
 
 def cmd_data_info(args: argparse.Namespace, extra: list[str]) -> None:
-    from facerl.data.dataset import VocaDataset, spec_from_corpus
+    from facerl.data.dataset import VocaDataset, spec_from_config
 
-    spec = spec_from_corpus(args.root)
+    cfg = _cfg(args, ([f"dataset.root={args.root}"] if args.root else []) + extra)
+    spec = spec_from_config(cfg.dataset)
+    print(f"{spec.root}:")
     for split in ("train", "val", "test"):
+        if not spec.subjects(split):
+            print(f"{split:5s}: no subjects")
+            continue
         ds = VocaDataset(spec, split, with_phones=False)
         print(f"{split:5s}: {len(ds):4d} clips, subjects {', '.join(spec.subjects(split))}")
 
@@ -79,7 +133,7 @@ def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
-    overrides = (["data=synthetic_tiny", "dataset.root=${data.out}"] if args.tiny else []) + extra
+    overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
     run_pipeline(_cfg(args, overrides), rebuild=args.rebuild)
 
 
@@ -99,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tiny", action="store_true",
                    help="4 speakers x 3 sentences, for tests (config data=synthetic_tiny)")
     b.add_argument("--out", help="dataset root to write (default: data/synthetic)")
-    b.add_argument("--seed", type=int, help="random seed (default 0); the corpus is deterministic for a seed")
-    b.add_argument("--workers", type=int, help="parallel synthesis processes (default 2)")
+    b.add_argument("--seed", type=int_at_least(0), help="random seed (default 0); the corpus is deterministic for a seed")
+    b.add_argument("--workers", type=int_at_least(1), help="parallel synthesis processes (default 2)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
     b.set_defaults(func=cmd_data_build)
 
@@ -111,12 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("wav", help="speech audio (any rate, mono or stereo PCM wav)")
     f.add_argument("phones", help="CSV start,end,phone (header optional)")
     f.add_argument("--out", required=True, help="dataset root to add the clip to (created if missing)")
-    f.add_argument("--subject", default="External_01_TA", help="subject name (default External_01_TA)")
-    f.add_argument("--sentence", type=int, default=1, help="sentence number NN in <subject>_sentenceNN")
+    f.add_argument("--subject", type=subject_name, default="External_01_TA", help="subject name (default External_01_TA)")
+    f.add_argument("--sentence", type=int_at_least(1), default=1, help="sentence number NN in <subject>_sentenceNN")
     f.add_argument("--alphabet", default="arpabet", choices=["arpabet", "xsampa", "ipa", "facerl"],
                    help="phone symbols of the CSV (default arpabet; stress digits allowed)")
-    f.add_argument("--style-seed", type=int, help="sample a random speaker style (default: neutral style)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the per-utterance randomness")
+    f.add_argument("--style-seed", type=int_at_least(0), help="sample a random speaker style (default: neutral style)")
+    f.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-utterance randomness")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing clip of the same name")
     f.set_defaults(func=cmd_data_from_speech)
 
     c = dsub.add_parser("convert-vocaset", help="convert raw VOCASET (data_verts.npy + raw_audio_fixed.pkl)",
@@ -125,10 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl")
     c.add_argument("--out", required=True, help="dataset root to write")
     c.add_argument("--masks", help="FLAME_masks.pkl, copied to regions.pkl")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     c.set_defaults(func=cmd_data_convert_vocaset)
 
-    i = dsub.add_parser("info", help="clips per split of a facerl corpus")
-    i.add_argument("root", help="dataset root")
+    i = dsub.add_parser("info", help="clips per split of a dataset (a facerl corpus, or dataset=vocaset)",
+                        epilog=EPILOG, formatter_class=fmt)
+    i.add_argument("root", nargs="?", help="dataset root (default: the config's dataset.root)")
     i.set_defaults(func=cmd_data_info)
 
     r = sub.add_parser("render", help="vertex sequence(s) + wav -> mp4 with sound (and a PNG still)",
@@ -140,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--titles", nargs="*", help="panel titles (default: file names)")
     r.add_argument("--faces",
                    help="(F, 3) triangle .npy for another mesh, e.g. <dataset>/faces.npy (default: the MakeHuman head)")
-    r.add_argument("--fps-in", type=float, default=60.0, help="frame rate of the vertex files (default 60)")
+    r.add_argument("--fps-in", type=positive_float, default=60.0, help="frame rate of the vertex files (default 60)")
     r.add_argument("--still", help="also write a PNG of frame --still-frame")
-    r.add_argument("--still-frame", type=int, default=0, help="frame (at the input rate) for --still")
+    r.add_argument("--still-frame", type=int_at_least(0), default=0, help="frame (at the input rate) for --still")
     r.set_defaults(func=cmd_render)
 
     pl = sub.add_parser("pipeline", help="the main job on the embedded default: corpus -> sample video",
@@ -153,21 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: partial files are removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    bad = [a for a in extra if "=" not in a or a.startswith("-")]
-    if bad:
-        parser.error(f"unrecognised arguments: {' '.join(bad)}")
+    rest, extra = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    args, unknown = parser.parse_known_args(rest)
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
     t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args, extra)
     except FacerlError as exc:
         print(f"facerl: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable output, a file where a folder should be, disk full, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"facerl: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("facerl: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.command != "data" or args.data_command == "build":
         print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0

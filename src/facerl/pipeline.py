@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from facerl.data.dataset import VocaDataset, spec_from_corpus
+from facerl.data.dataset import VocaDataset, spec_from_config
 from facerl.data.layout import Layout
 from facerl.data.measures import BILABIALS, OPEN_VOWELS, clip_lip_gap, phone_frames
 from facerl.data.synthetic import CorpusConfig, build_corpus
 from facerl.errors import FacerlError
 from facerl.head.rig import load_head
-from facerl.render.commands import head_vertex_colors
+from facerl.render.commands import check_render_config, head_vertex_colors
 from facerl.render.renderer import Panel, render_still, render_video
 from facerl.speech.timing import read_phone_csv
 
@@ -29,7 +29,10 @@ def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
                               f"tiny {meta.get('tiny')}); pass --rebuild to replace it")
         print(f"using the existing corpus at {corpus.out} (--rebuild to rebuild)")
         return
-    corpus.overwrite = corpus.overwrite or rebuild
+    incomplete = (layout.root / "vertices_npy").is_dir() and not layout.meta_path.exists()
+    if incomplete:
+        print(f"{corpus.out} holds an unfinished build (no corpus.json): rebuilding it")
+    corpus.overwrite = corpus.overwrite or rebuild or incomplete
     print(build_corpus(corpus))
 
 
@@ -52,9 +55,13 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
 
 
 def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
-    corpus = CorpusConfig(**cfg.data)
+    size, fps, backend = check_render_config(cfg.render)
+    try:
+        corpus = CorpusConfig(**cfg.data)
+    except TypeError as exc:
+        raise FacerlError(f"bad data config: {exc}") from None
     ensure_corpus(corpus, rebuild)
-    spec = spec_from_corpus(corpus.out)
+    spec = spec_from_config(cfg.dataset)
     layout = Layout(Path(corpus.out))
     run_dir = Path(cfg.paths.run_dir)
     head = load_head()
@@ -62,14 +69,14 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
 
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
-    stride = max(1, round(60 / cfg.render.fps))
+    stride = max(1, round(60 / fps))
     info = render_video([Panel(vertices[::stride], f"ground truth: {clip}")], head.faces,
                         run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
-                        size=cfg.render.size, backend=cfg.render.backend, vertex_colors=colors)
+                        size=size, backend=backend, vertex_colors=colors)
     closed, opened = mouth_stills(layout, clip)
     still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),
                           Panel(vertices[opened:opened + 1], "open vowel: open")], head.faces,
-                         run_dir / "mouth_closed_open.png", size=cfg.render.size, backend=cfg.render.backend,
+                         run_dir / "mouth_closed_open.png", size=size, backend=backend,
                          vertex_colors=colors)
     duration = len(vertices) / 60.0
     print(f"video: {info.path} ({duration:.1f} s, {info.frames} frames, {info.render_fps:.1f} frames/s, "

@@ -26,11 +26,21 @@ def test_from_speech_with_arpabet_and_xsampa(tmp_path):
     assert main(["data", "from-speech", str(wav), str(arpa), "--out", str(root), "--subject", "Ext_TA",
                  "--sentence", "1"]) == 0
     assert main(["data", "from-speech", str(wav), str(xsampa), "--out", str(root), "--subject", "Ext_TA",
-                 "--sentence", "2", "--alphabet", "xsampa", "--style-seed", "3"]) == 0
+                 "--sentence", "2", "--alphabet", "xsampa"]) == 0
+    assert main(["data", "from-speech", str(wav), str(xsampa), "--out", str(root), "--subject", "Ext2_TA",
+                 "--alphabet", "xsampa", "--style-seed", "3"]) == 0
     layout, head = Layout(root), load_head()
-    assert layout.clips() == ["Ext_TA_sentence01", "Ext_TA_sentence02"]
+    assert layout.clips() == ["Ext2_TA_sentence01", "Ext_TA_sentence01", "Ext_TA_sentence02"]
+    before = layout.vertices("Ext_TA_sentence01").read_bytes()
+    # nothing is silently replaced: an existing clip, or an existing subject with another face
+    assert main(["data", "from-speech", str(wav), str(arpa), "--out", str(root), "--subject", "Ext_TA"]) == 2
+    assert main(["data", "from-speech", str(wav), str(arpa), "--out", str(root), "--subject", "Ext_TA",
+                 "--sentence", "3", "--style-seed", "4"]) == 2
+    assert layout.vertices("Ext_TA_sentence01").read_bytes() == before
+    assert not layout.vertices("Ext_TA_sentence03").exists()
     spec = DatasetSpec(root=str(root), train_subjects=["Ext_TA"], val_subjects=[], test_subjects=[])
     clip = VocaDataset(spec, "train")[0]
+    assert clip.name == "Ext_TA_sentence01"
     verts = clip.vertices.numpy().reshape(len(clip.vertices), -1, 3)
     gap = lip_gap(verts, head.regions["inner_lip_pair"])
     assert np.ptp(gap) > 0.004  # the mouth moves

@@ -7,8 +7,10 @@ FaceFormer, CodeTalker and SelfTalk do.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,11 +91,24 @@ class VocaDataset(Dataset):
         for name in self.layout.clips():
             subject, sentence = Layout.parse_clip(name)
             if subject in subjects and lo <= sentence <= hi:
+                self._check_vertices(name, subject)
                 self.names.append(name)
         if not self.names:
             raise FacerlError(f"no clips for split {split!r} under {self.layout.root} "
                               f"(subjects {subjects}, sentences {lo}-{hi})")
         self.style_index = {s: i for i, s in enumerate(spec.train_subjects)}
+
+    def _check_vertices(self, name: str, subject: str) -> None:
+        """Read only the .npy header: the vertex count must match the subject's template."""
+        path = self.layout.vertices(name)
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (ValueError, OSError) as exc:
+            raise FacerlError(f"cannot read {path} ({exc})") from None
+        per_frame = int(np.prod(shape[1:])) if len(shape) > 1 else 0
+        if len(shape) not in (2, 3) or shape[0] == 0 or per_frame != self.templates[subject].size:
+            raise FacerlError(f"{path}: shape {shape} does not hold frames of {len(self.templates[subject])} "
+                              f"vertices per frame (the template of {subject})")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -103,11 +118,7 @@ class VocaDataset(Dataset):
         subject, _ = Layout.parse_clip(name)
         template = self.templates[subject]  # (V, 3)
         vertices = np.load(self.layout.vertices(name), mmap_mode="r")[:: self.spec.stride]  # (T, V*3)
-        if vertices.ndim == 3:  # (T, V, 3) files are accepted too
-            vertices = vertices.reshape(len(vertices), -1)
-        if vertices.shape[1] != template.size:
-            raise FacerlError(f"{self.layout.vertices(name)}: {vertices.shape[1] // 3} vertices per frame, "
-                              f"but the template of {subject} has {len(template)}")
+        vertices = vertices.reshape(len(vertices), -1)  # (T, V, 3) files are accepted too
         phones_path = self.layout.phones(name)
         phones = read_phone_csv(phones_path) if self.with_phones and phones_path.exists() else None
         return Clip(
@@ -144,11 +155,24 @@ def collate(clips: list[Clip]) -> Batch:
 
 def spec_from_corpus(root: str) -> DatasetSpec:
     """A DatasetSpec for a facerl-built corpus (splits from its corpus.json)."""
-    import json
-
     meta_path = Layout(Path(root)).meta_path
     if not meta_path.exists():
-        raise FacerlError(f"{meta_path} not found: is {root} a facerl corpus? (for VOCASET use dataset=vocaset)")
-    splits = json.loads(meta_path.read_text())["splits"]
-    return DatasetSpec(root=root, train_subjects=splits["train"], val_subjects=splits["val"],
-                       test_subjects=splits["test"])
+        raise FacerlError(f"{meta_path} not found: is {root} a complete facerl corpus? "
+                          "(for converted VOCASET use dataset=vocaset)")
+    try:
+        splits = json.loads(meta_path.read_text())["splits"]
+        return DatasetSpec(root=root, train_subjects=list(splits["train"]), val_subjects=list(splits["val"]),
+                           test_subjects=list(splits["test"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FacerlError(f"{meta_path} is damaged ({type(exc).__name__}: {exc}); rebuild the corpus") from None
+
+
+def spec_from_config(cfg: Any) -> DatasetSpec:
+    """A DatasetSpec from the ``dataset`` config group (kind: corpus | vocaset)."""
+    if cfg.kind == "corpus":
+        return spec_from_corpus(str(cfg.root))
+    if cfg.kind == "vocaset":
+        return DatasetSpec(root=str(cfg.root), train_subjects=list(cfg.train_subjects),
+                           val_subjects=list(cfg.val_subjects), test_subjects=list(cfg.test_subjects),
+                           train_sentences=tuple(cfg.train_sentences), eval_sentences=tuple(cfg.eval_sentences))
+    raise FacerlError(f"unknown dataset kind {cfg.kind!r} (expected corpus or vocaset)")

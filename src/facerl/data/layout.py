@@ -102,7 +102,7 @@ class Layout:
         """Create an empty dataset root; refuse to clobber an existing one unless asked."""
         if self.root.exists() and any(self.root.iterdir()):
             if not overwrite:
-                raise FacerlError(f"{self.root} already exists and is not empty (use --overwrite to replace it)")
+                raise FacerlError(f"{self.root} already exists and is not empty (pass --overwrite to replace it)")
             if not (self.meta_path.exists() or (self.root / "vertices_npy").exists()):
                 raise FacerlError(f"{self.root} does not look like a facerl dataset; refusing to delete it")
             shutil.rmtree(self.root)
@@ -110,9 +110,10 @@ class Layout:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def clips(self) -> list[str]:
-        """Clip names that have both a wav and a vertex file, sorted."""
+        """Clip names (<Subject>_sentenceNN) that have both a wav and a vertex file, sorted; other files are ignored."""
         wavs = {p.stem for p in (self.root / "wav").glob("*.wav")}
-        return sorted(p.stem for p in (self.root / "vertices_npy").glob("*.npy") if p.stem in wavs)
+        return sorted(p.stem for p in (self.root / "vertices_npy").glob("*.npy")
+                      if p.stem in wavs and CLIP_RE.match(p.stem))
 
     def templates(self) -> dict[str, np.ndarray]:
         data = load_pickle(self.templates_path)

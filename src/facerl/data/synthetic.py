@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,13 +18,14 @@ from tqdm import tqdm
 
 from facerl.animation.ground_truth import FPS, animate
 from facerl.animation.style import SpeakerStyle, sample_style
-from facerl.audio import write_wav
+from facerl.audio import SAMPLE_RATE, write_wav
 from facerl.data.layout import Layout
 from facerl.data.speakers import SPEAKERS, TINY_SPEAKERS, SpeakerSpec
+from facerl.errors import FacerlError
 from facerl.head.rig import load_head
 from facerl.speech.espeak import Espeak, Utterance
 from facerl.speech.sentences import make_sentences
-from facerl.speech.timing import Phone, write_phone_csv
+from facerl.speech.timing import Phone, pad_to, write_phone_csv
 from facerl.utils.io import save_npy, save_pickle, save_text
 
 MIN_S, MAX_S = 2.0, 5.0   # sentence length bounds (seconds of speech)
@@ -38,6 +40,14 @@ class CorpusConfig:
     sentences_per_speaker: int = 40  # VOCASET reads 40 per subject
     workers: int = 2                 # parallel synthesis processes
     overwrite: bool = False          # replace an existing corpus at `out`
+
+    def validate(self) -> None:
+        for name, lo in (("seed", 0), ("sentences_per_speaker", 1), ("workers", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise FacerlError(f"data.{name} must be an integer >= {lo}, got {value!r}")
+        if self.sentences_per_speaker > 99:
+            raise FacerlError("data.sentences_per_speaker must be at most 99 (clip names are sentenceNN)")
 
 
 @dataclass
@@ -106,9 +116,15 @@ def _build_clip(job: ClipJob) -> tuple[float, str]:
     return utt.duration_s, text
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool and reports once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     """Write wav/, vertices_npy/, phones/, blendshapes/, templates.pkl, regions.pkl, faces.npy, corpus.json."""
     t0 = time.perf_counter()
+    cfg.validate()
     layout = Layout(Path(cfg.out))
     layout.prepare(overwrite=cfg.overwrite)
     speakers = TINY_SPEAKERS if cfg.tiny else SPEAKERS
@@ -120,8 +136,9 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     for spk in speakers:
         k = SPEAKERS.index(spk)
         for j in range(per_speaker):
-            # tiny corpora keep VOCASET's numbering for held-out speakers (sentences 21-40)
-            sentence = j + 1 if (spk.split == "train" or not cfg.tiny) else 21 + j
+            # Like VOCASET every speaker reads sentences 1..N; the reader takes 21-40 of held-out speakers.
+            # Small corpora (N <= 20) number held-out speakers' sentences from 21 so the reader finds them.
+            sentence = j + 1 if (spk.split == "train" or per_speaker > 20) else 21 + j
             first = (k * per_speaker + j) * CANDIDATES
             jobs.append(ClipJob(spk.subject, sentence, texts[first:first + CANDIDATES], spk, styles[spk.subject],
                                 (cfg.seed, 2, k, sentence), str(layout.root)))
@@ -136,7 +153,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     # never spoken, so a clip depends only on the seed, not on what was synthesised before it.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["facerl.data.synthetic"])
-    with ctx.Pool(max(1, cfg.workers), maxtasksperchild=1) as pool:
+    with ctx.Pool(cfg.workers, initializer=_ignore_sigint, maxtasksperchild=1) as pool:
         for d, text in pool.imap(_build_clip, jobs, chunksize=1):
             durations.append(d)
             spoken.append(text)
@@ -159,16 +176,31 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
 
 
 def clip_from_speech(phones: list[Phone], audio: np.ndarray, root: str, subject: str,
-                     sentence: int, style: SpeakerStyle, seed: int) -> str:
-    """Add one clip made from external speech (wav + phone timings) to a dataset root; returns its name."""
+                     sentence: int, style: SpeakerStyle, seed: int, overwrite: bool = False) -> str:
+    """Add one clip made from external speech (wav + phone timings) to a dataset root; returns its name.
+
+    Refuses to replace an existing clip (unless ``overwrite``), to change an existing subject's template,
+    or to mix the MakeHuman head into a dataset of another mesh.
+    """
     layout = Layout(Path(root))
     head = load_head()
-    template = head.template(np.asarray(style.identity) if style.identity else None)
-    utt = Utterance(audio=audio, phones=phones)
-    weights, vertices = synthesize_clip(utt, style, template, np.random.default_rng([seed, 3, sentence]))
     name = layout.clip_name(subject, sentence)
+    if layout.vertices(name).exists() and not overwrite:
+        raise FacerlError(f"clip {name} already exists in {root} (pass --overwrite to replace it)")
+    template = head.template(np.asarray(style.identity) if style.identity else None)
+    templates = layout.templates() if layout.templates_path.exists() else {}
+    other = next((t for t in templates.values() if t.shape != template.shape), None)
+    if other is not None:
+        raise FacerlError(f"{root} holds meshes of {len(other)} vertices; external-speech clips use the "
+                          f"{head.n_vertices}-vertex MakeHuman head: choose another --out")
+    if subject in templates and not np.array_equal(templates[subject], template):
+        raise FacerlError(f"subject {subject} already exists in {root} with another face shape "
+                          "(use the same --style-seed as before, or another --subject)")
+    utt = Utterance(audio=audio, phones=pad_to(phones, len(audio) / SAMPLE_RATE))
+    weights, vertices = synthesize_clip(utt, style, template, np.random.default_rng([seed, 3, sentence]))
     write_clip(layout, name, utt, weights, vertices)
-    layout.add_template(subject, template)
+    if subject not in templates:
+        layout.add_template(subject, template)
     if not layout.regions_path.exists():
         write_head_files(layout)
     return name

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from facerl.audio import read_wav, write_wav
+from facerl.audio import SAMPLE_RATE, read_wav, write_wav
 from facerl.errors import FacerlError
 from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
@@ -29,21 +31,25 @@ def head_vertex_colors(head: HeadRig) -> np.ndarray:
     return colors
 
 
-def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
-    """A .npy of (T, V*3) or (T, V, 3) -> (T, V, 3) float32, checked against the expected vertex count."""
+def _load_npy(path: str | Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
-        raise FacerlError(f"vertex file not found: {path}")
+        raise FacerlError(f"{what} file not found: {path}")
     if path.stat().st_size == 0:
-        raise FacerlError(f"vertex file is empty: {path}")
+        raise FacerlError(f"{what} file is empty: {path}")
     try:
-        seq = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
         raise FacerlError(f"cannot read {path} as a .npy array ({exc})") from None
-    if seq.ndim == 2 and seq.shape[1] % 3 == 0:
+
+
+def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
+    """A .npy of (T, V*3) or (T, V, 3) -> (T, V, 3) float32, checked against the expected vertex count."""
+    seq = _load_npy(path, "vertex")
+    if seq.ndim == 2 and seq.shape[1] % 3 == 0 and len(seq):
         seq = seq.reshape(len(seq), -1, 3)
-    if seq.ndim != 3 or seq.shape[2] != 3 or len(seq) == 0:
-        raise FacerlError(f"{path}: expected (T, V*3) or (T, V, 3) vertices, got shape {seq.shape}")
+    if seq.ndim != 3 or seq.shape[2] != 3 or len(seq) == 0 or seq.dtype.kind not in "fiu":
+        raise FacerlError(f"{path}: expected (T, V*3) or (T, V, 3) vertices with T > 0, got shape {seq.shape}")
     if seq.shape[1] != n_vertices:
         raise FacerlError(f"{path}: {seq.shape[1]} vertices per frame, but the mesh has {n_vertices}")
     if not np.isfinite(seq).all():
@@ -51,39 +57,77 @@ def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
     return seq.astype(np.float32)
 
 
+def load_faces(path: str | Path) -> np.ndarray:
+    """(F, 3) integer triangle indices from a .npy."""
+    faces = _load_npy(path, "faces")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0 or faces.dtype.kind not in "iu" or faces.min() < 0:
+        raise FacerlError(f"{path}: faces must be a non-empty (F, 3) array of vertex indices, "
+                          f"got {faces.dtype} {faces.shape}")
+    return faces.astype(np.int64)
+
+
+def check_render_config(cfg) -> tuple[int, float, str]:
+    """render.size (even, 16..4096), render.fps (> 0), render.backend (auto | egl | software)."""
+    size, fps, backend = cfg.size, cfg.fps, cfg.backend
+    if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 4096 or size % 2:
+        raise FacerlError(f"render.size must be an even integer in 16..4096, got {size!r}")
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not (math.isfinite(fps) and fps > 0):
+        raise FacerlError(f"render.fps must be a positive number, got {fps!r}")
+    if backend not in ("auto", "egl", "software"):
+        raise FacerlError(f"render.backend must be auto, egl or software, got {backend!r}")
+    return size, float(fps), backend
+
+
+def check_output(path: str | Path, suffix: str, flag: str) -> Path:
+    """Fail before any work if an output path cannot be written as asked."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise FacerlError(f"{flag} must end in {suffix}: {path}")
+    if path.is_dir():
+        raise FacerlError(f"{flag} is a directory: {path}")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise FacerlError(f"{flag}: {parent} is a file, not a folder")
+    return path
+
+
 def render_command(args: argparse.Namespace, render_cfg) -> None:
+    size, fps, backend = check_render_config(render_cfg)
+    out = check_output(args.out, ".mp4", "--out")
+    still = check_output(args.still, ".png", "--still") if args.still else None
     if args.faces:
-        if not Path(args.faces).is_file():
-            raise FacerlError(f"faces file not found: {args.faces}")
-        faces, colors = np.load(args.faces), None
+        faces, colors = load_faces(args.faces), None
         n_vertices = int(faces.max()) + 1
     else:
         head = load_head()
         faces, colors, n_vertices = head.faces, head_vertex_colors(head), head.n_vertices
-    if not str(args.out).endswith(".mp4"):
-        raise FacerlError(f"--out must end in .mp4: {args.out}")
-    if args.wav and not Path(args.wav).is_file():
-        raise FacerlError(f"audio file not found: {args.wav}")
-    stride = max(1, int(round(args.fps_in / render_cfg.fps)))
     titles = args.titles or [Path(v).stem for v in args.vertices]
     if len(titles) != len(args.vertices):
         raise FacerlError(f"{len(titles)} titles for {len(args.vertices)} vertex files")
     seqs = [load_sequence(v, n_vertices) for v in args.vertices]
+    n_frames = min(len(s) for s in seqs)
+    if still is not None and args.still_frame >= n_frames:
+        raise FacerlError(f"--still-frame {args.still_frame} is past the last frame ({n_frames - 1})")
+    audio = read_wav(args.wav) if args.wav else None
+    seconds = max(len(s) for s in seqs) / args.fps_in
+    if audio is not None and abs(len(audio) / SAMPLE_RATE - seconds) > 0.1:
+        print(f"warning: the audio lasts {len(audio) / SAMPLE_RATE:.2f} s but the motion {seconds:.2f} s "
+              f"(--fps-in {args.fps_in:g}); the video lasts as long as the longer", file=sys.stderr)
+    stride = max(1, int(round(args.fps_in / fps)))
     panels = [Panel(s[::stride], t) for s, t in zip(seqs, titles)]
     with tempfile.TemporaryDirectory() as tmp:
         wav = None
-        if args.wav:  # normalise any wav (rate, channels, sample format) to 16 kHz mono PCM for muxing
+        if audio is not None:  # normalised to 16 kHz mono PCM for muxing
             wav = Path(tmp) / "audio16k.wav"
-            write_wav(wav, read_wav(args.wav))
+            write_wav(wav, audio)
         try:
-            info = render_video(panels, faces, args.out, wav_path=wav, fps=args.fps_in / stride,
-                                size=render_cfg.size, backend=render_cfg.backend, vertex_colors=colors)
-        except ValueError as exc:  # the renderer's input checks (size, faces, colours) are user errors here
+            info = render_video(panels, faces, out, wav_path=wav, fps=args.fps_in / stride, size=size,
+                                backend=backend, vertex_colors=colors)
+            if still is not None:
+                f = args.still_frame
+                render_still([Panel(s[f:f + 1], t) for s, t in zip(seqs, titles)], faces, still, size=size,
+                             backend=backend, vertex_colors=colors)
+        except ValueError as exc:  # the renderer's input checks (faces vs vertices, colours) are user errors
             raise FacerlError(str(exc)) from None
     print(f"wrote {info.path}: {info.frames} frames at {info.fps:g} fps, {info.render_fps:.1f} frames/s "
-          f"({info.backend} backend)")
-    if args.still:
-        frame = min(max(args.still_frame, 0), min(len(s) for s in seqs) - 1)
-        path = render_still([Panel(s[frame:frame + 1], t) for s, t in zip(seqs, titles)], faces, args.still,
-                            size=render_cfg.size, backend=render_cfg.backend, vertex_colors=colors)
-        print(f"wrote {path}")
+          f"({info.backend} backend)" + (f"\nwrote {still}" if still else ""))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,31 +40,39 @@ def write_phone_csv(path: str | os.PathLike, phones: list[Phone]) -> None:
 
 
 def read_phone_csv(path: str | os.PathLike, alphabet: str = "facerl") -> list[Phone]:
-    """Read ``start,end,phone`` rows (a header row is optional) and convert symbols to facerl phones.
+    """Read ``start,end,phone`` rows and convert symbols to facerl phones.
 
-    ``alphabet`` is one of ``facerl``, ``arpabet``, ``xsampa``, ``ipa``. Gaps between phones become SIL.
+    Fields may be separated by commas, tabs, semicolons or spaces; a first row naming the columns
+    (e.g. ``start,end,phone``) is skipped. ``alphabet`` is one of ``facerl``, ``arpabet``, ``xsampa``,
+    ``ipa``. Gaps between phones become SIL. Errors name the file and the line.
     """
     path = Path(path)
     if not path.is_file():
         raise FacerlError(f"phone timing file not found: {path}")
-    rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()) if r and any(c.strip() for c in r)]
-    if rows and not _is_number(rows[0][0]):
-        rows = rows[1:]  # header
-    if not rows:
-        raise FacerlError(f"phone timing file is empty: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
+    except UnicodeDecodeError:
+        raise FacerlError(f"{path} is not UTF-8 text") from None
+    lines = [(n, _FIELDS.split(line.strip(), maxsplit=2)) for n, line in enumerate(text.splitlines(), start=1)
+             if line.strip()]
+    if lines and _is_header(lines[0][1]):
+        lines = lines[1:]
+    if not lines:
+        raise FacerlError(f"phone timing file has no phones: {path}")
     phones: list[Phone] = []
-    for line_no, row in enumerate(rows, start=1):
-        if len(row) < 3 or not (_is_number(row[0]) and _is_number(row[1])):
-            raise FacerlError(f"{path}: row {line_no} is not 'start,end,phone': {','.join(row)}")
+    for line_no, row in lines:
+        if len(row) < 3 or not (_is_time(row[0]) and _is_time(row[1])):
+            raise FacerlError(f"{path}: line {line_no} is not 'start,end,phone' with times in seconds: "
+                              f"{' '.join(row)!r}")
         start, end = float(row[0]), float(row[1])
         if end <= start:
-            raise FacerlError(f"{path}: row {line_no} ends before it starts ({start} >= {end})")
+            raise FacerlError(f"{path}: line {line_no} ends before it starts ({start} >= {end})")
         try:
-            symbol = convert(row[2].strip(), alphabet)
+            symbol = convert(row[2].strip().strip('"'), alphabet)
         except UnknownPhoneError as exc:
-            raise FacerlError(f"{path}: row {line_no}: {exc}") from None
+            raise FacerlError(f"{path}: line {line_no}: {exc}") from None
         if phones and start < phones[-1].end_s - 1e-6:
-            raise FacerlError(f"{path}: row {line_no} overlaps the previous phone")
+            raise FacerlError(f"{path}: line {line_no} overlaps the previous phone")
         if phones and start > phones[-1].end_s + 1e-6:
             phones.append(Phone(phones[-1].end_s, start, "SIL"))
         elif not phones and start > 0:
@@ -71,9 +81,29 @@ def read_phone_csv(path: str | os.PathLike, alphabet: str = "facerl") -> list[Ph
     return phones
 
 
-def _is_number(text: str) -> bool:
+def pad_to(phones: list[Phone], duration_s: float) -> list[Phone]:
+    """Fill the time between the last phone and the end of the audio with SIL."""
+    if phones and duration_s > phones[-1].end_s + 1e-6:
+        return phones + [Phone(phones[-1].end_s, duration_s, "SIL")]
+    return phones
+
+
+_FIELDS = re.compile(r"\s*[,;\t]\s*|\s+")
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row whose first field is not a number names the columns."""
     try:
-        float(text)
+        float(row[0])
+        return False
+    except ValueError:
         return True
+
+
+def _is_time(text: str) -> bool:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
     except ValueError:
         return False
+    return math.isfinite(value) and value >= 0.0

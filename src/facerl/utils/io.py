@@ -10,13 +10,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from facerl.errors import FacerlError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    if path.is_dir():
+        raise FacerlError(f"output path is a directory: {path}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
