@@ -16,6 +16,7 @@ from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
 
 IRIS, PUPIL = np.array([0.33, 0.22, 0.13]), np.array([0.05, 0.04, 0.04])
+TONGUE = np.array([0.58, 0.28, 0.30])
 
 
 def head_vertex_colors(head: HeadRig) -> np.ndarray:
@@ -28,6 +29,12 @@ def head_vertex_colors(head: HeadRig) -> np.ndarray:
         front = (head.vertices[eye, 2] - centre[2]) / radius  # 1 at the cornea's apex
         colors[eye[front > 0.80]] = IRIS
         colors[eye[front > 0.94]] = PUPIL
+    # The renderer has no ambient occlusion: shade the mouth interior by depth so an open mouth reads dark.
+    inner = np.flatnonzero(head.part >= 2)  # teeth and tongue
+    z = head.vertices[inner, 2]
+    depth = np.clip((z.max() - z) / (np.ptp(z) + 1e-9), 0.0, 1.0)[:, None]  # 0 at the front, 1 at the back
+    base = np.where((head.part[inner] == 3)[:, None], TONGUE, colors[inner])
+    colors[inner] = base * (1.0 - 0.65 * depth)
     return colors
 
 
