@@ -30,9 +30,3 @@ SPEAKERS: list[SpeakerSpec] = [
 # --tiny: 2 train, 1 val, 1 test speakers
 TINY_SPEAKERS: list[SpeakerSpec] = [SPEAKERS[0], SPEAKERS[1], SPEAKERS[8], SPEAKERS[10]]
 
-# FaceFormer's VOCASET split (FaceFormer/main.py defaults)
-VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
-                 "FaceTalk_170915_00223_TA", "FaceTalk_170811_03274_TA", "FaceTalk_170913_03279_TA",
-                 "FaceTalk_170904_03276_TA", "FaceTalk_170912_03278_TA"]
-VOCASET_VAL = ["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"]
-VOCASET_TEST = ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"]
