@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from facerl.head.arkit import ARKIT_INDEX, N_ARKIT
+from facerl.head.rig import load_head
 from facerl.render import Panel, available_backend, default_vertex_colors, render_frames, render_video
 
 
 def jaw_sequence(frames: int, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(T, V, 3) vertices with jawOpen = 0.5 - 0.5 cos(2 pi 1.5 Hz t), faces (F, 3), colours (V, 3)."""
-    d = np.load(ROOT / "src/facerl/assets/makehuman_head.npz")
-    names = [str(n) for n in d["blendshape_names"]]
-    w = 0.5 - 0.5 * np.cos(2 * np.pi * 1.5 * np.arange(frames) / fps)  # (T,)
-    seq = d["vertices"][None] + w[:, None, None] * d["blendshapes"][names.index("jawOpen")][None]
-    return seq.astype(np.float32), d["faces"], default_vertex_colors(d["part"])
+    rig = load_head()
+    w = np.zeros((frames, N_ARKIT), np.float32)
+    w[:, ARKIT_INDEX["jawOpen"]] = 0.5 - 0.5 * np.cos(2 * np.pi * 1.5 * np.arange(frames) / fps)
+    return rig.pose(w), rig.faces, default_vertex_colors(rig.part)
 
 
 def main() -> None:

@@ -56,9 +56,9 @@ def test_render_cli_makes_mp4_and_still(tiny_corpus, tmp_path, capsys):
     layout = Layout(tiny_corpus)
     clip = layout.clips()[0]
     out = tmp_path / "v.mp4"
-    rc, stdout, err = run(["render", str(layout.vertices(clip)), str(layout.vertices(clip)), "--wav",
-                           str(layout.wav(clip)), "--out", str(out), "--titles", "gt", "copy", "--still",
-                           str(tmp_path / "s.png"), "render.size=96"], capsys)
+    rc, _, err = run(["render", str(layout.vertices(clip)), str(layout.vertices(clip)), "--wav",
+                      str(layout.wav(clip)), "--out", str(out), "--titles", "gt", "copy", "--still",
+                      str(tmp_path / "s.png"), "render.size=96"], capsys)
     assert rc == 0, err
     assert out.stat().st_size > 1000 and (tmp_path / "s.png").exists()
 

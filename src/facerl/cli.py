@@ -56,21 +56,17 @@ EPILOG = ("Extra key=value arguments override the Hydra config (facerl/conf/conf
           "e.g. `facerl data build data.seed=3 paths.root=/scratch`.")
 
 
-def _cfg(args: argparse.Namespace, extra: list[str]):
+def _cfg(overrides: list[str]):
     from facerl.config import load_config
 
-    return load_config(extra)
+    return load_config(overrides)
 
 
 def cmd_data_build(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.synthetic import CorpusConfig, build_corpus
 
     overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
-    cfg = _cfg(args, overrides)
-    try:
-        corpus = CorpusConfig(**cfg.data)
-    except TypeError as exc:
-        raise FacerlError(f"bad data config: {exc}") from None
+    corpus = CorpusConfig.from_config(_cfg(overrides).data)
     corpus.out = args.out or corpus.out
     corpus.seed = corpus.seed if args.seed is None else args.seed
     corpus.workers = args.workers or corpus.workers
@@ -88,7 +84,7 @@ def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.head.rig import load_head
     from facerl.speech.timing import read_phone_csv
 
-    _cfg(args, extra)  # validates overrides
+    _cfg(extra)  # validates overrides
     audio = read_wav(args.wav)
     phones = read_phone_csv(args.phones, alphabet=args.alphabet)
     duration = len(audio) / 16000
@@ -104,7 +100,7 @@ def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
 def cmd_data_convert_vocaset(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.vocaset import convert_vocaset
 
-    _cfg(args, extra)  # validates overrides
+    _cfg(extra)  # validates overrides
     n = convert_vocaset(args.raw_dir, args.out, masks=args.masks, overwrite=args.overwrite)
     print(f"converted {n} VOCASET sequences into {args.out}")
 
@@ -112,7 +108,7 @@ def cmd_data_convert_vocaset(args: argparse.Namespace, extra: list[str]) -> None
 def cmd_data_info(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.dataset import VocaDataset, spec_from_config
 
-    cfg = _cfg(args, ([f"dataset.root={args.root}"] if args.root else []) + extra)
+    cfg = _cfg(([f"dataset.root={args.root}"] if args.root else []) + extra)
     spec = spec_from_config(cfg.dataset)
     print(f"{spec.root}:")
     for split in ("train", "val", "test"):
@@ -126,7 +122,7 @@ def cmd_data_info(args: argparse.Namespace, extra: list[str]) -> None:
 def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.render.commands import render_command
 
-    cfg = _cfg(args, extra)
+    cfg = _cfg(extra)
     render_command(args, cfg.render)
 
 
@@ -134,7 +130,7 @@ def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
     overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
-    run_pipeline(_cfg(args, overrides), rebuild=args.rebuild)
+    run_pipeline(_cfg(overrides), rebuild=args.rebuild)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tiny", action="store_true",
                    help="4 speakers x 3 sentences, for tests (config data=synthetic_tiny)")
     b.add_argument("--out", help="dataset root to write (default: data/synthetic)")
-    b.add_argument("--seed", type=int_at_least(0), help="random seed (default 0); the corpus is deterministic for a seed")
+    b.add_argument("--seed", type=int_at_least(0),
+                   help="random seed (default 0); the corpus is deterministic for a seed")
     b.add_argument("--workers", type=int_at_least(1), help="parallel synthesis processes (default 2)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
     b.set_defaults(func=cmd_data_build)
@@ -165,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("wav", help="speech audio (any rate, mono or stereo PCM wav)")
     f.add_argument("phones", help="CSV start,end,phone (header optional)")
     f.add_argument("--out", required=True, help="dataset root to add the clip to (created if missing)")
-    f.add_argument("--subject", type=subject_name, default="External_01_TA", help="subject name (default External_01_TA)")
+    f.add_argument("--subject", type=subject_name, default="External_01_TA",
+                   help="subject name (default External_01_TA)")
     f.add_argument("--sentence", type=int_at_least(1), default=1, help="sentence number NN in <subject>_sentenceNN")
     f.add_argument("--alphabet", default="arpabet", choices=["arpabet", "xsampa", "ipa", "facerl"],
                    help="phone symbols of the CSV (default arpabet; stress digits allowed)")

@@ -56,10 +56,7 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
 
 def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
     size, fps, backend = check_render_config(cfg.render)
-    try:
-        corpus = CorpusConfig(**cfg.data)
-    except TypeError as exc:
-        raise FacerlError(f"bad data config: {exc}") from None
+    corpus = CorpusConfig.from_config(cfg.data)
     ensure_corpus(corpus, rebuild)
     spec = spec_from_config(cfg.dataset)
     layout = Layout(Path(corpus.out))

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facerl.head.arkit import ARKIT_INDEX, N_ARKIT
+from facerl.head.rig import load_head
 from facerl.render import (
     Panel,
     available_backend,
@@ -20,7 +22,6 @@ from facerl.render import (
 )
 from facerl.render import renderer as renderer_mod
 
-ASSET = Path(__file__).resolve().parents[2] / "src/facerl/assets/makehuman_head.npz"
 SIZE = 128
 BACKENDS = [
     pytest.param("egl", marks=pytest.mark.skipif(available_backend() != "egl", reason="no EGL context")),
@@ -30,11 +31,10 @@ BACKENDS = [
 
 @pytest.fixture(scope="module")
 def head():
-    d = np.load(ASSET)
-    names = [str(n) for n in d["blendshape_names"]]
-    v0 = d["vertices"].astype(np.float32)  # (V, 3)
-    v1 = v0 + d["blendshapes"][names.index("jawOpen")]  # (V, 3) mouth open
-    return {"seq": np.stack([v0, v1]), "faces": d["faces"], "colors": default_vertex_colors(d["part"])}
+    rig = load_head()
+    w = np.zeros((2, N_ARKIT), np.float32)
+    w[1, ARKIT_INDEX["jawOpen"]] = 1.0  # frame 0 neutral, frame 1 mouth open
+    return {"seq": rig.pose(w), "faces": rig.faces, "colors": default_vertex_colors(rig.part)}
 
 
 def _write_wav(path: Path, seconds: float, rate: int = 16000) -> Path:

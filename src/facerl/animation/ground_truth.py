@@ -12,6 +12,7 @@ from facerl.animation import visemes
 from facerl.animation.style import SpeakerStyle
 from facerl.audio import SAMPLE_RATE
 from facerl.head.arkit import ARKIT_INDEX, ARKIT_NAMES, N_ARKIT
+from facerl.speech.phoneset import PHONE_CLASS
 from facerl.speech.timing import Phone
 
 FPS = 60
@@ -86,8 +87,7 @@ def bump(times: np.ndarray, start: float, rise: float, hold: float, fall: float)
 
 def accented_vowels(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
     """Vowels louder than the utterance's vowel median: a proxy for pitch accents that works on any speech."""
-    vowels = [p for p in phones if p.phone[:2] in {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY",
-                                                   "IH", "IY", "OW", "OY", "UH", "UW"}]
+    vowels = [p for p in phones if PHONE_CLASS.get(p.phone, "").endswith("vowel")]
     if not vowels:
         return []
     rms = np.array([np.sqrt(np.mean(audio[int(p.start_s * SAMPLE_RATE):max(int(p.end_s * SAMPLE_RATE),

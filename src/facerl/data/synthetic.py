@@ -41,6 +41,14 @@ class CorpusConfig:
     workers: int = 2                 # parallel synthesis processes
     overwrite: bool = False          # replace an existing corpus at `out`
 
+    @classmethod
+    def from_config(cls, node) -> "CorpusConfig":
+        """From the Hydra ``data`` node; unknown keys are a user error."""
+        try:
+            return cls(**node)
+        except TypeError as exc:
+            raise FacerlError(f"bad data config: {exc}") from None
+
     def validate(self) -> None:
         for name, lo in (("seed", 0), ("sentences_per_speaker", 1), ("workers", 1)):
             value = getattr(self, name)
