@@ -126,6 +126,67 @@ def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
     render_command(args, cfg.render)
 
 
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
+    cfg = _cfg(extra if any(o.startswith("experiment=") for o in extra) else ["experiment=supervised", *extra])
+    if cfg.stage != "supervised":
+        raise FacerlError(f"stage {cfg.stage!r} cannot be trained yet (available: supervised)")
+    from facerl.train.supervised import train_supervised
+
+    train_supervised(cfg)
+
+
+def _run_dir_file(cfg, *parts: str) -> str:
+    from pathlib import Path
+
+    return str(Path(cfg.paths.run_dir, *parts))
+
+
+def cmd_test(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.data.dataset import spec_from_config
+    from facerl.eval.results import write_results
+    from facerl.models.checkpoint import load_actor
+    from facerl.train.common import resolve_device
+
+    cfg = _cfg(extra)
+    checkpoint = args.checkpoint or _run_dir_file(cfg, "actor", "best.pt")
+    device = resolve_device(args.device)
+    actor, meta, _ = load_actor(checkpoint, device)
+    out = Path(args.out or _run_dir_file(cfg, "results"))
+    n = write_results(actor, meta, spec_from_config(cfg.dataset), args.splits, args.styles, out, device)
+    print(f"wrote {n} sequences to {out}")
+
+
+def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.data.dataset import spec_from_config
+    from facerl.eval.evaluate import evaluate, write_report
+
+    cfg = _cfg(extra)
+    methods = {}
+    for item in args.results or [f"supervised={_run_dir_file(cfg, 'results')}"]:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise FacerlError(f"--results takes NAME=FOLDER, got {item!r}")
+        methods[name] = Path(folder)
+    rows = evaluate(spec_from_config(cfg.dataset), args.split, methods)
+    out = Path(args.out or _run_dir_file(cfg, "evaluation", args.split))
+    print(write_report(rows, out, args.split))
+    print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")
+
+
+def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.animate import animate
+    from facerl.train.common import resolve_device
+
+    cfg = _cfg(extra)
+    device = resolve_device(args.device)
+    animate(args.wav, args.checkpoint, args.style, args.out, template=args.template, faces_path=args.faces,
+            device=str(device), render_cfg=cfg.render)
+
+
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
@@ -199,6 +260,56 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--still", help="also write a PNG of frame --still-frame")
     r.add_argument("--still-frame", type=int_at_least(0), default=0, help="frame (at the input rate) for --still")
     r.set_defaults(func=cmd_render)
+
+    t = sub.add_parser("train", formatter_class=fmt, epilog=EPILOG,
+                       help="train a stage: experiment=supervised (the FaceFormer actor; default)",
+                       description="Train one stage, configured by a Hydra experiment (conf/experiment/): "
+                                   "`facerl train experiment=supervised run_name=myrun trainer.epochs=20`.\n"
+                                   "Writes runs/<run_name>/actor/{best,last}.pt and TensorBoard logs; resumes "
+                                   "from last.pt (trainer.resume=false to start over). Multi-process: "
+                                   "`torchrun --nproc_per_node 2 -m facerl.cli train ...`.")
+    t.set_defaults(func=cmd_train)
+
+    te = sub.add_parser("test", formatter_class=fmt, epilog=EPILOG,
+                        help="generate every held-out clip under every training style -> results/*.npy",
+                        description="Writes <out>/<clip>_condition_<style>.npy (T30, V*3), as FaceFormer does, "
+                                    "for every clip of the chosen splits and every training-style condition "
+                                    "('average' = the style-independent mode, mean of the one-hots).")
+    te.add_argument("--checkpoint", help="actor checkpoint (default: runs/<run_name>/actor/best.pt)")
+    te.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"],
+                    help="splits to generate (default: val test)")
+    te.add_argument("--styles", default="all", choices=["all", "average", "both"],
+                    help="every training style (default), the style-independent average, or both")
+    te.add_argument("--out", help="results folder (default: runs/<run_name>/results)")
+    te.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    te.set_defaults(func=cmd_test)
+
+    ev = sub.add_parser("evaluate", formatter_class=fmt, epilog=EPILOG,
+                        help="score result folders: LVE, max lip error, FDD, MVE, closure rate, MTM, SLCC, jitter",
+                        description="Prints one table row per method (static template and ground truth are "
+                                    "always included) and writes metrics.md / .json / .csv.")
+    ev.add_argument("--results", action="append", metavar="NAME=FOLDER",
+                    help="a method's results folder (repeatable; default supervised=runs/<run_name>/results)")
+    ev.add_argument("--split", default="test", choices=["val", "test"], help="held-out split (default test)")
+    ev.add_argument("--out", help="report folder (default runs/<run_name>/evaluation/<split>)")
+    ev.set_defaults(func=cmd_evaluate)
+
+    an = sub.add_parser("animate", formatter_class=fmt, epilog=EPILOG,
+                        help="speech.wav -> animated face: .mp4 with sound, .npy (T30, V*3) or an OBJ folder",
+                        description="Animates any length of speech (any rate; stereo is downmixed) with a "
+                                    "trained actor, e.g. `facerl animate talk.wav --checkpoint "
+                                    "runs/pipeline/actor/best.pt --style average --out talk.mp4 --out talk.npy`.")
+    an.add_argument("wav", help="speech audio (.wav)")
+    an.add_argument("--checkpoint", required=True, help="actor checkpoint (best.pt / last.pt of `facerl train`)")
+    an.add_argument("--style", default="average",
+                    help="speaking style: a training speaker's name or 'average' (default)")
+    an.add_argument("--out", action="append", required=True,
+                    help="output: .mp4 (rendered, with sound), .npy, or a new folder for an OBJ sequence; repeatable")
+    an.add_argument("--template", help="face to animate: a .npy (V, 3) or a training-corpus subject "
+                                       "(default: the mean training face)")
+    an.add_argument("--faces", help="(F, 3) triangle .npy (default: from the checkpoint)")
+    an.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    an.set_defaults(func=cmd_animate)
 
     pl = sub.add_parser("pipeline", help="the main job on the embedded default: corpus -> sample video",
                         epilog=EPILOG, formatter_class=fmt)

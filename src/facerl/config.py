@@ -19,3 +19,21 @@ def load_config(overrides: list[str] | None = None) -> DictConfig:
         return cfg
     except (HydraException, OmegaConfBaseException) as exc:
         raise FacerlError(f"bad config override: {str(exc).splitlines()[0]}") from None
+
+
+def to_dataclass(cls, node, where: str = ""):
+    """A typed dataclass from a config node (nested dataclass fields too); unknown keys are a user error."""
+    import dataclasses
+    import typing
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise FacerlError(f"unknown config key(s) {', '.join(where + k for k in unknown)} "
+                          f"(known: {', '.join(sorted(names))})")
+    for key, value in list(data.items()):
+        if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
+            data[key] = to_dataclass(hints[key], value, f"{where}{key}.")
+    return cls(**data)

@@ -1,0 +1,137 @@
+"""`facerl animate speech.wav`: any length of speech -> mesh animation (.mp4 with sound, .npy, OBJ folder).
+
+Dimensions: S audio samples (16 kHz), T frames (30 fps), V vertices, Da audio feature width.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facerl.audio import SAMPLE_RATE, read_wav
+from facerl.errors import FacerlError
+from facerl.models.actor import Actor
+from facerl.models.audio import MOTION_FPS, frames_for_samples
+from facerl.models.checkpoint import ActorMeta, load_actor
+from facerl.utils.io import save_npy
+
+MIN_SECONDS = 0.1
+
+
+@torch.no_grad()
+def long_audio_features(actor: Actor, audio: torch.Tensor, n_frames: int, window_s: float = 20.0,
+                        context_s: float = 2.0) -> torch.Tensor:
+    """Audio features (1, T, Da) for speech of any length: encoded in windows of ``window_s`` seconds with
+    ``context_s`` seconds of context on each side, so memory stays bounded (the encoder's self-attention
+    is quadratic in length); short audio is encoded in one pass."""
+    if len(audio) <= (window_s + 2 * context_s) * SAMPLE_RATE:
+        return actor.encode_audio(audio[None], torch.ones_like(audio, dtype=torch.bool)[None], n_frames)
+    core, ctx = int(window_s * MOTION_FPS), int(context_s * MOTION_FPS)
+    samples_per_frame = SAMPLE_RATE / MOTION_FPS
+    parts = []
+    for f0 in range(0, n_frames, core):
+        f1 = min(f0 + core, n_frames)
+        a0, a1 = max(f0 - ctx, 0), min(f1 + ctx, n_frames)               # frames with context
+        chunk = audio[int(a0 * samples_per_frame): int(round(a1 * samples_per_frame))]
+        feats = actor.encode_audio(chunk[None], torch.ones_like(chunk, dtype=torch.bool)[None], a1 - a0)
+        parts.append(feats[:, f0 - a0: f1 - a0])
+    return torch.cat(parts, 1)
+
+
+def resolve_template(spec: str | None, meta: ActorMeta, ckpt: dict) -> torch.Tensor:
+    """--template: a .npy (V, 3) / (V*3,), a training-corpus subject name, or the actor's default (mean) face."""
+    if not spec:
+        return meta.template
+    if spec.endswith(".npy"):
+        from facerl.render.commands import _load_npy
+
+        arr = _load_npy(spec, "template")
+        if arr.size != meta.n_vertices * 3:
+            raise FacerlError(f"{spec}: {arr.size // 3} vertices, the actor predicts {meta.n_vertices}")
+        return torch.from_numpy(arr.astype(np.float32).reshape(-1))
+    from facerl.data.layout import Layout
+
+    root = Path(str(ckpt["config"]["dataset"]["root"]))
+    layout = Layout(root)
+    templates = layout.templates() if layout.templates_path.exists() else {}
+    if spec not in templates:
+        raise FacerlError(f"--template {spec!r} is neither a .npy file nor a subject in {layout.templates_path}")
+    return torch.from_numpy(templates[spec].reshape(-1))
+
+
+def write_obj_sequence(folder: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """One ``frame_NNNNN.obj`` per frame (vertices (T, V, 3)); the folder appears only when complete."""
+    if folder.exists():
+        raise FacerlError(f"{folder} already exists; choose another output folder")
+    tmp = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        face_lines = "".join(f"f {a} {b} {c}\n" for a, b, c in (faces + 1))
+        for i, frame in enumerate(vertices):
+            vert_lines = "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in frame)
+            (tmp / f"frame_{i:05d}.obj").write_text(vert_lines + face_lines)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: str | None = None,
+            faces_path: str | None = None, device: str = "cpu", render_cfg=None) -> np.ndarray:
+    """Animate ``wav`` and write every requested output; returns the vertices (T, V, 3)."""
+    kinds = []
+    for out in outs:
+        suffix = Path(out).suffix.lower()
+        kinds.append("mp4" if suffix == ".mp4" else "npy" if suffix == ".npy" else "obj" if suffix == "" else None)
+        if kinds[-1] is None:
+            raise FacerlError(f"--out {out}: use a .mp4, a .npy or a folder name (OBJ sequence)")
+    actor, meta, ckpt = load_actor(checkpoint, device)
+    style_idx = meta.style_index(style)
+    tmpl = resolve_template(template, meta, ckpt)
+    audio = torch.from_numpy(read_wav(wav))
+    if len(audio) < MIN_SECONDS * SAMPLE_RATE:
+        raise FacerlError(f"{wav} lasts {len(audio) / SAMPLE_RATE:.3f} s; need at least {MIN_SECONDS} s of speech")
+    n_frames = frames_for_samples(len(audio))
+    with torch.no_grad():
+        feats = long_audio_features(actor, audio.to(device), n_frames)
+        motion = actor.generate(feats, torch.tensor([style_idx], device=device)).motion   # (1, T, K)
+        verts = actor.vertices(motion, tmpl.to(device)[None])[0].cpu().numpy()             # (T, V*3)
+    verts = verts.reshape(n_frames, -1, 3)
+    faces = _faces(faces_path, meta) if {"mp4", "obj"} & set(kinds) else None
+    for out, kind in zip(outs, kinds):
+        if kind == "npy":
+            save_npy(out, verts.reshape(n_frames, -1))
+        elif kind == "obj":
+            write_obj_sequence(Path(out), verts, faces)
+        else:
+            from facerl.render.commands import check_render_config, head_vertex_colors
+            from facerl.render.renderer import Panel, render_video
+            from facerl.head.rig import load_head
+
+            size, fps, backend = check_render_config(render_cfg)
+            head = load_head()
+            colors = head_vertex_colors(head) if head.n_vertices == meta.n_vertices else None
+            stride = max(1, round(MOTION_FPS / fps))
+            render_video([Panel(verts[::stride], f"facerl: style {style}")], faces, out, wav_path=wav,
+                         fps=MOTION_FPS / stride, size=size, backend=backend, vertex_colors=colors)
+        print(f"wrote {out}")
+    return verts
+
+
+def _faces(path: str | None, meta: ActorMeta) -> np.ndarray:
+    if path:
+        from facerl.render.commands import load_faces
+
+        return load_faces(path)
+    if meta.faces is not None:
+        return meta.faces.numpy()
+    from facerl.head.rig import load_head
+
+    head = load_head()
+    if head.n_vertices != meta.n_vertices:
+        raise FacerlError("the checkpoint has no mesh triangles; pass --faces <dataset>/faces.npy")
+    return head.faces

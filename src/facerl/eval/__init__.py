@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure functions), generation of results, and the `facerl evaluate` table."""

@@ -1,0 +1,179 @@
+"""`facerl evaluate`: score result folders against held-out ground truth, one row per method.
+
+Rows always include the static template (every frame = the speaker's template) and the ground
+truth scored against itself (0 errors, 100 % closures, 1.0 jitter: the ceiling). A result folder holds
+``<clip>_condition_<style>.npy`` (T30, V*3) files as written by `facerl test`; every style condition
+present is pooled (``average`` — the style-independent mode — is reported as its own row).
+
+Dimensions: T frames (30 fps), V vertices, S audio samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facerl.audio import read_wav
+from facerl.data.dataset import DatasetSpec, VocaDataset
+from facerl.errors import FacerlError
+from facerl.eval import metrics as M
+from facerl.speech.timing import Phone
+from facerl.utils.io import save_text
+
+RESULT_RE = re.compile(r"^(?P<clip>.+_sentence\d+)_condition_(?P<style>.+)$")
+FPS = 30.0
+# column key, header, scale for display, format
+COLUMNS = [
+    ("lve", "LVE (1e-5 m²)", 1e5, "{:.3f}"),
+    ("max_lip_mm", "max lip err (mm)", 1.0, "{:.2f}"),
+    ("fdd", "FDD (1e-7 m²)", 1e7, "{:+.3f}"),
+    ("mve_mm", "MVE (mm)", 1.0, "{:.3f}"),
+    ("closure_rate", "closure (%)", 100.0, "{:.1f}"),
+    ("mtm_ms", "MTM (ms)", 1.0, "{:.1f}"),
+    ("slcc", "SLCC", 1.0, "{:.3f}"),
+    ("jitter", "jitter (x GT)", 1.0, "{:.3f}"),
+]
+
+
+@dataclass
+class Reference:
+    """One held-out clip's ground truth."""
+
+    name: str
+    subject: str
+    vertices: np.ndarray        # (T, V, 3) 30 fps
+    template: np.ndarray        # (V, 3)
+    phones: list[Phone] | None
+    speech_rms: float
+
+
+@dataclass
+class Regions:
+    lips: np.ndarray
+    face: np.ndarray
+    upper_face: np.ndarray
+    inner_lip_pair: np.ndarray | None   # synthetic head only; without it closure rate and MTM are skipped
+
+    @classmethod
+    def from_dict(cls, regions: dict[str, np.ndarray], where: str) -> "Regions":
+        if "lips" not in regions:
+            raise FacerlError(f"{where} has no 'lips' region")
+        upper = regions.get("upper_face")
+        if upper is None and {"forehead", "eye_region"} <= set(regions):
+            upper = np.union1d(regions["forehead"], regions["eye_region"])  # FLAME masks (VOCASET)
+        n = max(int(v.max()) for v in regions.values() if v.size) + 1
+        return cls(regions["lips"], regions.get("face", np.arange(n)),
+                   upper if upper is not None else np.arange(n), regions.get("inner_lip_pair"))
+
+
+def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Regions]:
+    ds = VocaDataset(spec, split, with_phones=True)
+    regions = Regions.from_dict(ds.layout.regions(), str(ds.layout.regions_path))
+    refs = []
+    for i in tqdm(range(len(ds)), desc=f"reading {split} clips", unit="clip", leave=False):
+        clip = ds[i]
+        t = len(clip.vertices)
+        refs.append(Reference(clip.name, clip.subject, clip.vertices.numpy().reshape(t, -1, 3),
+                              clip.template.numpy().reshape(-1, 3), clip.phones,
+                              M.speech_intensity(read_wav(ds.layout.wav(clip.name)))))
+    return refs, regions
+
+
+def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions) -> dict[str, float]:
+    """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions."""
+    preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
+    out = {
+        "lve": M.lip_vertex_error(preds, gts, regions.lips),
+        "max_lip_mm": M.max_lip_error_mm(preds, gts, regions.lips),
+        "fdd": M.face_dynamics_deviation(preds, gts, [r.template for r, _ in pairs], regions.upper_face),
+        "mve_mm": 1000.0 * M.mean_vertex_error(preds, gts, regions.face),
+        "closure_rate": math.nan, "mtm_ms": math.nan,
+        "slcc": M.speech_lip_correlation(np.array([r.speech_rms for r, _ in pairs]),
+                                         np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
+                                         speakers=[r.subject for r, _ in pairs]),
+        "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
+        "sequences": len(pairs),
+    }
+    pair = regions.inner_lip_pair
+    if pair is not None:
+        openings = [M.lip_opening(p, r.template, pair) for r, p in pairs]
+        gt_open = [M.lip_opening(r.vertices, r.template, pair) for r, _ in pairs]
+        with_phones = [(o, r.phones) for o, (r, _) in zip(openings, pairs) if r.phones]
+        if with_phones:
+            closed, total = M.closure_rate([o for o, _ in with_phones], [ph for _, ph in with_phones], FPS)
+            out["closure_rate"] = closed / total if total else math.nan
+        mtm = [M.mean_temporal_misalignment(o, g, FPS) for o, g in zip(openings, gt_open)]
+        out["mtm_ms"] = float(np.nanmean(mtm)) if np.isfinite(mtm).any() else math.nan
+    return out
+
+
+def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Reference, np.ndarray]]]:
+    """{"all": pairs over training-style conditions, "average": pairs of the style-independent mode}."""
+    if not folder.is_dir():
+        raise FacerlError(f"results folder not found: {folder}")
+    by_name = {r.name: r for r in refs}
+    groups: dict[str, list[tuple[Reference, np.ndarray]]] = {"all": [], "average": []}
+    for path in sorted(folder.glob("*.npy")):
+        m = RESULT_RE.match(path.stem)
+        if not m or m["clip"] not in by_name:
+            continue
+        ref = by_name[m["clip"]]
+        try:
+            pred = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise FacerlError(f"cannot read {path} ({exc})") from None
+        if pred.ndim < 2 or pred.size != len(pred) * ref.template.size:
+            raise FacerlError(f"{path}: shape {pred.shape} is not (T, {ref.template.size}) for {ref.subject}")
+        groups["average" if m["style"] == "average" else "all"].append((ref, pred.reshape(len(pred), -1, 3)))
+    if not groups["all"] and not groups["average"]:
+        raise FacerlError(f"{folder} holds no <clip>_condition_<style>.npy files for these clips "
+                          "(write them with `facerl test`)")
+    return groups
+
+
+def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path]) -> list[dict]:
+    """Rows (dicts) for the static template, the ground truth and each named results folder."""
+    refs, regions = load_references(spec, split)
+    rows = [{"method": "static template", **score([(r, np.repeat(r.template[None], len(r.vertices), 0))
+                                                   for r in refs], regions)},
+            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions)}]
+    for name, folder in methods.items():
+        groups = read_results(Path(folder), refs)
+        if groups["all"]:
+            styles = len(groups["all"]) / max(len({r.name for r, _ in groups["all"]}), 1)
+            rows.append({"method": name, "styles": round(styles, 2), **score(groups["all"], regions)})
+        if groups["average"]:
+            rows.append({"method": f"{name} (average style)", **score(groups["average"], regions)})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = "| method | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for row in rows:
+        cells = ["–" if not math.isfinite(row[k]) else fmt.format(row[k] * s) for k, _, s, fmt in COLUMNS]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(rows: list[dict], out_dir: Path, split: str) -> str:
+    """metrics.json, metrics.csv and metrics.md in ``out_dir`` (atomically); returns the markdown table."""
+    table = markdown_table(rows)
+    clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
+    save_text(out_dir / "metrics.json", json.dumps({"split": split, "rows": clean}, indent=2))
+    buf = io.StringIO()
+    keys = ["method", "sequences"] + [k for k, *_ in COLUMNS]
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(clean)
+    save_text(out_dir / "metrics.csv", buf.getvalue())
+    save_text(out_dir / "metrics.md", f"Split: {split}\n\n{table}\n")
+    return table

@@ -1,0 +1,287 @@
+"""Metrics on predicted vs ground-truth vertex sequences: exact definitions of DESIGN.md section 5.
+
+Dimensions: T frames (30 fps), V vertices, L selected vertices (lip, face or upper-face region),
+P warping-path length, N clips, S audio samples (16 kHz). Vertices are in metres. Every pred/gt pair
+is truncated to the shorter of the two lengths before comparison, and everything is computed in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from facerl.animation.ground_truth import CLOSURE_THRESHOLD_M
+from facerl.data.measures import BILABIALS
+from facerl.head.rig import lip_gap
+from facerl.speech.timing import Phone
+
+MTM_SIGMA_FRAMES = 2.0  # Gaussian smoothing of lip curves before alignment, as in Lee et al. 2025's MTM code
+
+
+def _aligned(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64, truncated along time (axis 0) to the shorter length."""
+    n = min(len(pred), len(gt))
+    return np.asarray(pred[:n], dtype=np.float64), np.asarray(gt[:n], dtype=np.float64)
+
+
+def _squared_errors(pred: np.ndarray, gt: np.ndarray, idx: Sequence[int]) -> np.ndarray:
+    """Squared L2 error (T, L) at vertices ``idx`` of (T, V, 3) pred and gt, truncated to the shorter T."""
+    p, g = _aligned(pred, gt)
+    return ((p[:, idx] - g[:, idx]) ** 2).sum(axis=-1)
+
+
+def lip_vertex_error_per_frame(pred: np.ndarray, gt: np.ndarray, lip_idx: Sequence[int]) -> np.ndarray:
+    """Per-frame lip vertex error (T,) in m²: max over lip vertices of the *squared* L2 error.
+
+    pred, gt: (T, V, 3) metres, truncated to the shorter T; lip_idx: (L,) vertex indices.
+    Squared as in CodeTalker's ``cal_metric.py``, the LVE that FaceFormer and CodeTalker tables report.
+    """
+    return _squared_errors(pred, gt, lip_idx).max(axis=1)
+
+
+def lip_vertex_error(preds: list[np.ndarray], gts: list[np.ndarray], lip_idx: Sequence[int]) -> float:
+    """LVE in m²: per-frame values (see above) pooled over all frames of all sequences, then averaged.
+
+    preds, gts: N sequences of (T_n, V, 3); each pair is truncated to its shorter length. Pooling frames
+    rather than averaging per-sequence means follows CodeTalker. torchmetrics agrees: its functional
+    ``lip_vertex_error`` scores one sequence, and ``LipVertexError`` truncates each pair in ``update``
+    and concatenates frames in ``compute``, which is this pooling.
+    """
+    per_frame = [lip_vertex_error_per_frame(p, g, lip_idx) for p, g in zip(preds, gts, strict=True)]
+    return float(np.concatenate(per_frame).mean())
+
+
+def max_lip_error_mm(preds: list[np.ndarray], gts: list[np.ndarray], lip_idx: Sequence[int]) -> float:
+    """Mean over pooled frames of the max over lip vertices of the (unsquared) L2 error, in millimetres.
+
+    preds, gts: N sequences of (T_n, V, 3) metres, each pair truncated to its shorter length.
+    """
+    per_frame = [np.sqrt(_squared_errors(p, g, lip_idx).max(axis=1)) for p, g in zip(preds, gts, strict=True)]
+    return float(np.concatenate(per_frame).mean()) * 1000.0
+
+
+def _upper_face_motion_std(vertices: np.ndarray, template: np.ndarray, upper_idx: Sequence[int]) -> float:
+    """Mean over upper-face vertices of the std over time (ddof=0) of |vertex - template|²."""
+    motion = vertices[:, upper_idx] - template[upper_idx]  # (T, L, 3)
+    return float(np.std((motion**2).sum(axis=-1), axis=0).mean())  # (T, L) -> std over T -> mean over L
+
+
+def face_dynamics_deviation(preds: list[np.ndarray], gts: list[np.ndarray], templates: list[np.ndarray],
+                            upper_idx: Sequence[int]) -> float:
+    """FDD (m²), CodeTalker's signed definition: mean over sequences of (gt_std - pred_std).
+
+    preds, gts: N sequences of (T_n, V, 3), each pair truncated to its shorter length; templates: N of
+    (V, 3). Per sequence, *_std is the mean over upper-face vertices of the std over time of the squared
+    motion norm |v - template|². Positive: the prediction moves the upper face less than ground truth.
+    """
+    diffs = []
+    for pred, gt, template in zip(preds, gts, templates, strict=True):
+        p, g = _aligned(pred, gt)
+        tmpl = np.asarray(template, dtype=np.float64)
+        diffs.append(_upper_face_motion_std(g, tmpl, upper_idx) - _upper_face_motion_std(p, tmpl, upper_idx))
+    return float(np.mean(diffs))
+
+
+def mean_vertex_error(preds: list[np.ndarray], gts: list[np.ndarray], face_idx: Sequence[int]) -> float:
+    """MVE in metres: mean L2 distance over face-region vertices and pooled frames of all sequences.
+
+    preds, gts: N sequences of (T_n, V, 3), each pair truncated to its shorter length.
+    """
+    errors = [np.sqrt(_squared_errors(p, g, face_idx)) for p, g in zip(preds, gts, strict=True)]  # N x (T_n, L)
+    return float(np.concatenate(errors).mean())
+
+
+def lip_opening(vertices: np.ndarray, template: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Inner-lip opening (T,) in metres relative to the speaker's template: ~0 closed, > 0 open.
+
+    vertices: (T, V, 3); template: (V, 3); pair: (upper, lower) inner-lip vertex indices.
+    """
+    vertices, template = np.asarray(vertices, dtype=np.float64), np.asarray(template, dtype=np.float64)
+    return lip_gap(vertices, pair) - lip_gap(template, pair)
+
+
+def _phone_frames(phone: Phone, n_frames: int, fps: float, tolerance_frames: float) -> np.ndarray:
+    """Frame indices i with i / fps in [start - tol / fps, end + tol / fps), clipped to [0, n_frames).
+
+    If none, the frame nearest the phone's midpoint when it lies inside the sequence, else no frame.
+    """
+    frames = np.arange(n_frames)
+    lo = round(phone.start_s * fps - tolerance_frames, 6)  # rounding absorbs float noise: 0.1 * 30 = 3.0000000000000004
+    hi = round(phone.end_s * fps + tolerance_frames, 6)
+    inside = frames[(frames >= lo) & (frames < hi)]
+    if len(inside):
+        return inside
+    nearest = int(np.floor(phone.centre_s * fps + 0.5))
+    return np.array([nearest]) if 0 <= nearest < n_frames else inside
+
+
+def closure_rate(openings: list[np.ndarray], phones: list[list[Phone]], fps: float = 30.0,
+                 threshold: float = CLOSURE_THRESHOLD_M, tolerance_frames: float = 0.5) -> tuple[int, int]:
+    """(closed, total) over the bilabial phones (P, B, M) of N clips.
+
+    openings: N lip-opening curves (T_n,) in metres (see ``lip_opening``); phones: N phone lists. A phone
+    counts as closed when the opening falls below ``threshold`` at some frame i with i / fps in
+    [start - tol / fps, end + tol / fps). If no frame falls there, the frame nearest the phone's midpoint
+    is used; phones whose midpoint lies outside the clip (e.g. past its end) are skipped.
+    The half-frame tolerance exists because 30 fps samples of 60 fps ground truth can miss a closure
+    held only at an odd 60 fps frame inside the phone; with it, ground truth closes 100 %.
+    """
+    closed = total = 0
+    for opening, clip_phones in zip(openings, phones, strict=True):
+        opening = np.asarray(opening, dtype=np.float64)
+        for phone in clip_phones:
+            if phone.phone not in BILABIALS:
+                continue
+            frames = _phone_frames(phone, len(opening), fps, tolerance_frames)
+            if len(frames) == 0:
+                continue
+            total += 1
+            closed += int(opening[frames].min() < threshold)
+    return closed, total
+
+
+def _dtw_path(cost: np.ndarray) -> np.ndarray:
+    """Minimum-cost warping path (P, 2) of (i, j) pairs through a cost matrix (T1, T2).
+
+    Steps (1, 0), (0, 1), (1, 1); the path runs from (0, 0) to (T1 - 1, T2 - 1). The accumulated
+    cost is filled one anti-diagonal at a time: cells with i + j = s depend only on diagonals s - 1
+    and s - 2, so each diagonal is one vectorised update.
+    """
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)  # acc[i, j]: best cost of a path ending at cost[i - 1, j - 1]
+    acc[0, 0] = 0.0
+    for s in range(2, n + m + 1):
+        i = np.arange(max(1, s - m), min(n, s - 1) + 1)
+        j = s - i
+        acc[i, j] = cost[i - 1, j - 1] + np.minimum(np.minimum(acc[i - 1, j - 1], acc[i - 1, j]), acc[i, j - 1])
+    path, i, j = [], n, m
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        diag, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        if diag <= up and diag <= left:  # ties prefer the diagonal
+            i, j = i - 1, j - 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+    return np.array(path[::-1])
+
+
+def _extrema(curve: np.ndarray) -> dict[int, str]:
+    """Interior local extrema of a curve (T,): frame -> "max" or "min" (scipy ``find_peaks``)."""
+    kinds = {int(i): "max" for i in find_peaks(curve)[0]}
+    kinds.update({int(i): "min" for i in find_peaks(-curve)[0]})
+    return kinds
+
+
+def _matched_extremum_offsets(gt: np.ndarray, pred: np.ndarray, path: np.ndarray) -> list[int]:
+    """|i - j| for warping-path pairs (i in gt, j in pred) that join extrema of the same kind, where j
+    also lies between the GT extrema on either side of i (Lee et al. 2025's matching rule)."""
+    gt_kinds, pred_kinds = _extrema(gt), _extrema(pred)
+    order = sorted(gt_kinds)
+    offsets = []
+    for i, j in path.tolist():
+        if i not in gt_kinds or gt_kinds[i] != pred_kinds.get(j):
+            continue
+        k = order.index(i)
+        left = order[k - 1] if k > 0 else 0
+        right = order[k + 1] if k + 1 < len(order) else len(gt) - 1
+        if left <= j <= right:
+            offsets.append(abs(i - j))
+    return offsets
+
+
+def mean_temporal_misalignment(pred_open: np.ndarray, gt_open: np.ndarray, fps: float = 30.0, *,
+                               sigma_frames: float = MTM_SIGMA_FRAMES) -> float:
+    """MTM in milliseconds between predicted and ground-truth lip-opening curves (T,) of one clip.
+
+    Follows Lee et al., CVPR 2025 ("Perceptually Accurate 3D Talking Head Generation"), as released in
+    kaist-ami/Perceptual-3D-Talking-Head ``evaluation/evaluate_MTM.py``: smooth both curves (Gaussian,
+    ``sigma_frames``); align them by derivative DTW (backward differences, first derivative 0, cost
+    |a' - b'|); keep the path pairs that join a GT and a predicted local extremum of the same kind
+    (opening peak or closing valley) with the predicted one between the GT neighbours; MTM is the mean
+    |i - j| over those pairs, times 1000 / fps. Inputs are truncated to the shorter T. Returns nan when
+    no extrema match (e.g. a monotone curve). The paper scores one clip at a time and reports the mean
+    over clips, skipping clips without matches.
+    Our curve is the inner-lip gap relative to the template, where the paper uses the 3D distance
+    between two central outer-lip vertices; both trace the same opening and closing events.
+    """
+    pred, gt = _aligned(np.ravel(pred_open), np.ravel(gt_open))
+    if sigma_frames > 0:
+        pred, gt = gaussian_filter1d(pred, sigma_frames), gaussian_filter1d(gt, sigma_frames)
+    d_gt, d_pred = np.diff(gt, prepend=gt[:1]), np.diff(pred, prepend=pred[:1])
+    path = _dtw_path(np.abs(d_gt[:, None] - d_pred[None, :]))  # cost (T, T) -> path (P, 2)
+    offsets = _matched_extremum_offsets(gt, pred, path)
+    return float(np.mean(offsets)) * 1000.0 / fps if offsets else float("nan")
+
+
+def speech_intensity(audio: np.ndarray) -> float:
+    """Speech intensity of one clip: RMS of its waveform (S,), as in Lee et al. 2025 (``extract_rms.py``)."""
+    audio = np.asarray(audio, dtype=np.float64)
+    return float(np.sqrt(np.mean(audio**2)))
+
+
+def lip_intensity(vertices: np.ndarray, template: np.ndarray | None, lip_idx: Sequence[int]) -> float:
+    """Lip-motion intensity of one clip, as in Lee et al. 2025 (``extract_lip_intensity.py``).
+
+    vertices: (T, V, 3) metres. Per frame step, the mean over lip vertices of |v[t+1] - v[t]|
+    (metres per frame); the clip's intensity is the root mean square over the T - 1 steps; nan if T < 2.
+    template: (V, 3), not needed by this definition (it cancels in frame differences); accepted so a clip
+    is passed the same way as to ``lip_opening``.
+    """
+    lips = np.asarray(vertices, dtype=np.float64)[:, lip_idx]  # (T, L, 3)
+    if len(lips) < 2:
+        return float("nan")
+    speed = np.linalg.norm(np.diff(lips, axis=0), axis=-1).mean(axis=1)  # (T - 1,)
+    return float(np.sqrt(np.mean(speed**2)))
+
+
+def _z_within(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """z-score (N,) of x within each group (ddof=1, as pandas); nan where a group has no spread."""
+    z = np.full(len(x), np.nan)
+    for g in np.unique(groups):
+        members = groups == g
+        sd = x[members].std(ddof=1) if members.sum() > 1 else 0.0
+        if sd > 0:
+            z[members] = (x[members] - x[members].mean()) / sd
+    return z
+
+
+def speech_lip_correlation(speech_intensity: np.ndarray, lip_intensity: np.ndarray,
+                           speakers: Sequence[str] | None = None) -> float:
+    """SLCC: Pearson correlation across N clips of per-clip speech and lip intensities (N,).
+
+    With ``speakers`` (N,), both intensities are first z-normalised within each speaker and clips of a
+    speaker without spread are dropped, as Lee et al. 2025 do (``evaluate_SLCC.py``) so that loud and
+    quiet speakers do not drive the correlation. Returns nan, not an error, for fewer than 2 clips or
+    zero variance.
+    """
+    s, li = np.asarray(speech_intensity, dtype=np.float64), np.asarray(lip_intensity, dtype=np.float64)
+    if speakers is not None:
+        s, li = _z_within(s, np.asarray(speakers)), _z_within(li, np.asarray(speakers))
+        keep = np.isfinite(s) & np.isfinite(li)
+        s, li = s[keep], li[keep]
+    if len(s) < 2 or np.ptp(s) == 0 or np.ptp(li) == 0:
+        return float("nan")
+    return float(np.corrcoef(s, li)[0, 1])
+
+
+def _mean_acceleration(vertices: np.ndarray) -> float:
+    """Mean norm of the second difference v[t+1] - 2 v[t] + v[t-1] over frames and vertices of (T, L, 3)."""
+    return float(np.linalg.norm(vertices[2:] - 2 * vertices[1:-1] + vertices[:-2], axis=-1).mean())
+
+
+def jitter(pred: np.ndarray, gt: np.ndarray, idx: Sequence[int]) -> float:
+    """Mean vertex acceleration of pred relative to gt at vertices ``idx``; 1.0 = as smooth as ground truth.
+
+    pred, gt: (T, V, 3), truncated to the shorter T; nan if T < 3 or both are free of acceleration,
+    inf if only ground truth is.
+    """
+    p, g = _aligned(pred, gt)
+    if len(p) < 3:
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(_mean_acceleration(p[:, idx])) / _mean_acceleration(g[:, idx]))

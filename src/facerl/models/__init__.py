@@ -1,0 +1,1 @@
+"""Models: audio encoders, the FaceFormer actor (later: the reward model)."""

@@ -1,0 +1,307 @@
+"""The actor: FaceFormer (Fan et al., CVPR 2022) with a key/value cache, no length limit and a Gaussian policy.
+
+Dimensions: B batch, T motion frames (30 fps), V vertices, K motion-space size, D model width,
+Da audio feature width, H heads, C training speakers (style one-hot size).
+
+What is FaceFormer here, and what is ours:
+* audio features (any :class:`AudioEncoder`) -> ``audio_map`` -> the decoder's memory;
+* motion tokens: token 0 is the style embedding of "no motion yet" and token t is the embedding of
+  frame t-1's motion plus the style embedding (a linear map of the speaker one-hot), plus the
+  periodic positional encoding (period 30);
+* a transformer decoder whose self-attention is causal with the ALiBi-style periodic bias
+  ``-slope_h * floor((i - j) / period)`` and whose cross-attention follows the alignment mask (motion
+  frame i sees audio frame i);
+* ``head`` (zero-initialised) gives each frame's motion, vertices = template + motion.
+Ours: biases are computed from positions on the fly (no 600-frame table), one :meth:`Actor.generate`
+serves inference, evaluation and RL rollouts with a key/value cache, and motion lives in a
+:class:`MotionSpace` (a PCA basis by default) where the policy is a diagonal Normal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Normal
+
+from facerl.models.audio import AudioEncoder, AudioEncoderConfig, build_audio_encoder
+
+
+@dataclass
+class ActorConfig:
+    """FaceFormer hyper-parameters (defaults: the VOCASET model of the paper, mel audio encoder)."""
+
+    width: int = 64                 # D, FaceFormer's feature_dim for VOCASET
+    heads: int = 4                  # H
+    layers: int = 1                 # decoder layers
+    ffn_mult: int = 2               # feed-forward width = ffn_mult * D
+    dropout: float = 0.1
+    period: int = 30                # periodic positional encoding and attention-bias period (frames)
+    motion_space: str = "basis"     # basis (PCA of training motion) | vertices (FaceFormer's V*3 output)
+    basis_dim: int = 64             # K for motion_space=basis (fewer if the training motion has lower rank)
+    init_log_std: float = -1.6      # initial log std of the policy, in motion-space units (basis: unit variance)
+    audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+
+
+class MotionSpace(nn.Module):
+    """Linear motion space: coefficients (..., K) <-> vertex offsets (..., V*3) from the template.
+
+    ``basis`` rows are orthogonal; for a PCA basis row k is ``sigma_k * u_k`` (sigma_k the RMS of the
+    training motion along u_k), so coefficients have unit variance on the training set and one policy
+    std means the same amount of motion in every direction. Identity when ``basis`` is None.
+    """
+
+    def __init__(self, n_coords: int, dim: int | None = None) -> None:
+        super().__init__()
+        self.n_coords = n_coords
+        self.is_identity = dim is None
+        self.dim = n_coords if dim is None else dim
+        self.register_buffer("basis", torch.zeros(0 if dim is None else dim, n_coords))
+
+    @classmethod
+    def fit(cls, offsets: torch.Tensor, dim: int, rel_tol: float = 1e-4, seed: int = 0) -> "MotionSpace":
+        """PCA (uncentred, so zero motion stays the template) of training offsets (N, V*3) -> K <= dim."""
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)  # svd_lowrank draws a random projection
+        q = min(dim + 8, *offsets.shape)
+        _, s, v = torch.svd_lowrank(offsets.double(), q=q, niter=4, M=None)  # s (q,), v (V*3, q)
+        torch.random.set_rng_state(gen_state)
+        keep = int(min(dim, (s > rel_tol * s[0]).sum()))
+        rms = s[:keep] / math.sqrt(len(offsets))                 # (K,) RMS coefficient along each axis
+        space = cls(offsets.shape[1], keep)
+        space.basis.copy_((v[:, :keep] * rms).T.float())          # (K, V*3)
+        return space
+
+    def decode(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """(..., K) -> (..., V*3)."""
+        return coeffs if self.is_identity else coeffs @ self.basis
+
+    def mse_weights(self) -> torch.Tensor:
+        """(K,) weights that turn a coefficient MSE into the vertex MSE (see facerl.train.losses)."""
+        if self.is_identity:
+            return torch.full((self.dim,), 1.0 / self.n_coords, device=self.basis.device)
+        return (self.basis * self.basis).sum(1) / self.n_coords
+
+    def encode(self, offsets: torch.Tensor) -> torch.Tensor:
+        """(..., V*3) -> (..., K): orthogonal projection onto the span of the basis."""
+        if self.is_identity:
+            return offsets
+        return (offsets @ self.basis.T) / (self.basis * self.basis).sum(1)
+
+
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi head slopes (Press et al. 2022): geometric, 2^(-8/n) ... for n heads (n rounded to a power of 2)."""
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    p = 2 ** math.floor(math.log2(heads))
+    slopes = power_of_two(p)
+    if p < heads:
+        slopes += power_of_two(2 * p)[0::2][: heads - p]
+    return torch.tensor(slopes)
+
+
+def periodic_bias(q_pos: torch.Tensor, k_pos: torch.Tensor, slopes: torch.Tensor, period: int) -> torch.Tensor:
+    """Causal periodic attention bias (H, Lq, Lk): -slope * floor((i - j) / period) for j <= i, -inf after i."""
+    dist = (q_pos[:, None] - k_pos[None, :]).float()                       # (Lq, Lk)
+    bias = -slopes.to(dist)[:, None, None] * torch.floor(dist / period)     # (H, Lq, Lk)
+    return bias.masked_fill(dist < 0, float("-inf"))
+
+
+def alignment_mask(q_pos: torch.Tensor, n_audio: int) -> torch.Tensor:
+    """Audio-motion alignment (FaceFormer, VOCASET): frame i attends to audio frame i only. (Lq, Na) additive."""
+    k_pos = torch.arange(n_audio, device=q_pos.device)
+    allowed = q_pos[:, None] == k_pos[None, :].clamp(max=n_audio - 1)
+    allowed |= (q_pos[:, None] >= n_audio) & (k_pos[None, :] == n_audio - 1)  # frames past the audio: last one
+    return torch.zeros(allowed.shape, device=q_pos.device).masked_fill(~allowed, float("-inf"))
+
+
+def periodic_encoding(positions: torch.Tensor, dim: int, period: int) -> torch.Tensor:
+    """FaceFormer's periodic positional encoding: sinusoids of position mod period, (L, D)."""
+    pos = (positions % period).float()[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=positions.device).float() * (-math.log(10000.0) / dim))
+    pe = torch.zeros(len(positions), dim, device=positions.device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+
+class Attention(nn.Module):
+    """Multi-head attention with an additive bias; keys/values may come from a cache."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, width)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)   # (B, L, D) -> (B, H, L, D/H)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.split(k), self.split(v)                                 # (B, H, L, D/H) each
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+               dropout: float) -> torch.Tensor:
+        q = self.split(self.q(x))                                           # (B, H, Lq, D/H)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
+        b, _, n, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))                # (B, Lq, D)
+
+
+class DecoderLayer(nn.Module):
+    """Post-norm transformer decoder layer (as torch.nn.TransformerDecoderLayer, which FaceFormer uses)."""
+
+    def __init__(self, width: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn, self.cross_attn = Attention(width, heads), Attention(width, heads)
+        self.ffn = nn.Sequential(nn.Linear(width, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, width))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
+        self.drop = nn.Dropout(dropout)
+        self.p = dropout
+
+    def forward(self, x, self_kv, self_bias, mem_kv, mem_bias):
+        p = self.p if self.training else 0.0
+        x = self.norm1(x + self.drop(self.self_attn.attend(x, *self_kv, self_bias, p)))
+        x = self.norm2(x + self.drop(self.cross_attn.attend(x, *mem_kv, mem_bias, p)))
+        return self.norm3(x + self.drop(self.ffn(x)))
+
+
+@dataclass
+class Rollout:
+    """One generated sequence batch: what was emitted (``motion``: the mean, or a sample) and the means."""
+
+    motion: torch.Tensor   # (B, T, K) emitted coefficients (fed back as the next frame's input)
+    mean: torch.Tensor     # (B, T, K) policy means along the emitted sequence
+
+
+class Actor(nn.Module):
+    def __init__(self, cfg: ActorConfig, n_vertices: int, n_styles: int, motion: MotionSpace | None = None) -> None:
+        super().__init__()
+        self.cfg, self.n_vertices, self.n_styles = cfg, n_vertices, n_styles
+        self.motion = motion or MotionSpace(n_vertices * 3)
+        k, d = self.motion.dim, cfg.width
+        self.audio_encoder: AudioEncoder = build_audio_encoder(cfg.audio)
+        self.audio_map = nn.Linear(self.audio_encoder.feature_dim, d)
+        self.motion_map = nn.Linear(k, d)
+        self.style_map = nn.Linear(n_styles, d, bias=False)
+        self.layers = nn.ModuleList(DecoderLayer(d, cfg.heads, cfg.ffn_mult * d, cfg.dropout)
+                                    for _ in range(cfg.layers))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(d, k)
+        nn.init.zeros_(self.head.weight)  # FaceFormer: start at the template (zero motion)
+        nn.init.zeros_(self.head.bias)
+        self.log_std = nn.Parameter(torch.full((k,), cfg.init_log_std))
+        self.register_buffer("slopes", alibi_slopes(cfg.heads), persistent=False)
+
+    # ---- inputs -------------------------------------------------------------------------------------------
+    def encode_audio(self, audio: torch.Tensor, audio_mask: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """(B, S) 16 kHz -> aligned audio features (B, T, Da)."""
+        return self.audio_encoder(audio, audio_mask, n_frames)
+
+    def style_vector(self, style: torch.Tensor) -> torch.Tensor:
+        """Style indices (B,) -> one-hot (B, C); index -1 means the style-independent average of all one-hots."""
+        onehot = F.one_hot(style.clamp(min=0), self.n_styles).float()
+        return torch.where((style < 0)[:, None], torch.full_like(onehot, 1.0 / self.n_styles), onehot)
+
+    def _tokens(self, prev: torch.Tensor, style_emb: torch.Tensor, start: int) -> torch.Tensor:
+        """Motion inputs (B, L, K) at positions start.. -> decoder tokens (B, L, D)."""
+        pos = torch.arange(start, start + prev.shape[1], device=prev.device)
+        x = self.motion_map(prev) + style_emb[:, None] + periodic_encoding(pos, self.cfg.width, self.cfg.period)
+        return self.drop(x)
+
+    def _memory(self, audio_feats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        mem = self.audio_map(audio_feats)                                   # (B, Na, D)
+        return [layer.cross_attn.keys_values(mem) for layer in self.layers]
+
+    # ---- teacher-forced pass ----------------------------------------------------------------------------
+    def forward(self, audio_feats: torch.Tensor, style: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """Policy means for every frame given the previous frames' motion (teacher forcing).
+
+        audio_feats (B, T, Da), style (B,) indices, motion (B, T, K) the sequence being explained
+        (ground truth for supervised training, a rollout for RL) -> means (B, T, K).
+        """
+        b, t, _ = motion.shape
+        prev = F.pad(motion[:, :-1], (0, 0, 1, 0))                          # (B, T, K): frame -1 is no motion
+        x = self._tokens(prev, self.style_map(self.style_vector(style)), 0)
+        pos = torch.arange(t, device=x.device)
+        self_bias = periodic_bias(pos, pos, self.slopes, self.cfg.period)[None]     # (1, H, T, T)
+        mem_bias = alignment_mask(pos, audio_feats.shape[1])[None, None]            # (1, 1, T, Na)
+        for layer, mem_kv in zip(self.layers, self._memory(audio_feats)):
+            x = layer(x, layer.self_attn.keys_values(x), self_bias, mem_kv, mem_bias)
+        return self.head(x)
+
+    def distribution(self, mean: torch.Tensor) -> Normal:
+        """The stochastic policy: an independent Normal per motion coefficient (learned, state-independent std)."""
+        return Normal(mean, self.log_std.exp().expand_as(mean))
+
+    def log_prob(self, mean: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """Per-frame log-density (B, T) of ``motion`` (B, T, K) under the policy with means ``mean``."""
+        return self.distribution(mean).log_prob(motion).sum(-1)
+
+    # ---- generation ---------------------------------------------------------------------------------------
+    def generate(self, audio_feats: torch.Tensor, style: torch.Tensor, n_frames: int | None = None,
+                 stochastic: bool = False, cache: bool = True, generator: torch.Generator | None = None) -> Rollout:
+        """Autoregressive generation: the one routine behind inference, evaluation and RL rollouts.
+
+        audio_feats (B, T, Da) from :meth:`encode_audio`; style (B,) indices (-1: average style).
+        ``stochastic`` feeds back samples of the policy instead of its means. ``cache=False`` runs
+        the plain full-prefix loop (FaceFormer's), kept as the reference the cache must equal.
+        Gradients flow if enabled (autoregressive training); wrap in ``torch.no_grad`` otherwise.
+        """
+        b, t = audio_feats.shape[0], n_frames or audio_feats.shape[1]
+        style_emb = self.style_map(self.style_vector(style))                # (B, D)
+        memory = self._memory(audio_feats)
+        n_audio = audio_feats.shape[1]
+        prev = audio_feats.new_zeros(b, 1, self.motion.dim)                 # frame -1: no motion
+        emitted, means = [], []
+        caches: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
+        std = self.log_std.exp()
+        for i in range(t):
+            if cache:
+                mean = self._step(prev, style_emb, memory, caches, i, n_audio)   # prev: frame i-1 only
+            else:
+                mean = self._full_prefix(prev, style_emb, memory, n_audio)        # prev: frames -1..i-1
+            out = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device) if stochastic else mean
+            emitted.append(out)
+            means.append(mean)
+            prev = out if cache else torch.cat([prev, out], 1)
+        return Rollout(torch.cat(emitted, 1), torch.cat(means, 1))
+
+    def _full_prefix(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, n_audio: int) -> torch.Tensor:
+        """Recompute every token from scratch and return the last frame's mean (B, 1, K)."""
+        x = self._tokens(prev, style_emb, 0)                                # (B, i+1, D)
+        pos = torch.arange(x.shape[1], device=x.device)
+        self_bias = periodic_bias(pos, pos, self.slopes, self.cfg.period)[None]
+        mem_bias = alignment_mask(pos, n_audio)[None, None]
+        for layer, mem_kv in zip(self.layers, memory):
+            x = layer(x, layer.self_attn.keys_values(x), self_bias, mem_kv, mem_bias)
+        return self.head(x[:, -1:])
+
+    def _step(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, caches: list, i: int,
+              n_audio: int) -> torch.Tensor:
+        """One cached step: the token of frame i (from frame i-1's motion, (B, 1, K)) -> mean of frame i (B, 1, K)."""
+        x = self._tokens(prev, style_emb, i)                                # (B, 1, D)
+        q_pos = torch.tensor([i], device=x.device)
+        k_pos = torch.arange(i + 1, device=x.device)
+        self_bias = periodic_bias(q_pos, k_pos, self.slopes, self.cfg.period)[None]  # (1, H, 1, i+1)
+        mem_bias = alignment_mask(q_pos, n_audio)[None, None]                        # (1, 1, 1, Na)
+        for j, (layer, mem_kv) in enumerate(zip(self.layers, memory)):
+            k, v = layer.self_attn.keys_values(x)                           # (B, H, 1, D/H)
+            if caches[j] is not None:
+                k, v = torch.cat([caches[j][0], k], 2), torch.cat([caches[j][1], v], 2)
+            caches[j] = (k, v)
+            x = layer(x, (k, v), self_bias, mem_kv, mem_bias)
+        return self.head(x)
+
+    # ---- outputs ------------------------------------------------------------------------------------------
+    def vertices(self, motion: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """Coefficients (B, T, K) + template (B, V*3) -> vertices (B, T, V*3)."""
+        return template[:, None] + self.motion.decode(motion)

@@ -1,0 +1,157 @@
+"""Audio encoders behind one interface: 16 kHz speech (B, S) -> features aligned to motion frames (B, T, D).
+
+Dimensions: B batch, S audio samples (16 kHz), N encoder frames (encoder rate), T motion frames (30 fps),
+M mel bins, D feature width.
+
+Every encoder produces features at its own rate (``rate_hz``: 100 Hz for log-mel, 50 Hz for
+wav2vec2 / HuBERT) and :func:`align_to_frames` resamples them linearly in time to the motion frame
+rate, as FaceFormer does for VOCASET (50 Hz -> 30 fps). Alignment is by time, so a padded batch gives
+each clip the same features it gets alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facerl.audio import SAMPLE_RATE
+
+MOTION_FPS = 30
+
+
+@dataclass
+class AudioEncoderConfig:
+    """Which audio encoder the actor uses and how big it is."""
+
+    kind: str = "mel"          # mel (trained from scratch) | wav2vec2 | hubert (Hugging Face transformers)
+    width: int = 128           # mel: feature width D of the conv/transformer encoder
+    layers: int = 2            # mel: transformer encoder layers after the conv front end
+    heads: int = 4             # mel: attention heads
+    n_mels: int = 80           # mel: mel bins
+    dropout: float = 0.1       # mel: dropout in the transformer encoder
+    pretrained: str = ""       # wav2vec2 / hubert: local directory (or hub id, if the user has network)
+    freeze: bool = True        # wav2vec2 / hubert: freeze the whole encoder (features may be cached)
+    extra: dict = field(default_factory=dict)  # reserved for encoder-specific options
+
+
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int = SAMPLE_RATE,
+                   f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+    """Triangular filters on the HTK mel scale (mel = 2595 log10(1 + f/700)): (n_fft//2 + 1, M)."""
+    f_max = f_max or sample_rate / 2
+
+    def to_mel(f: torch.Tensor) -> torch.Tensor:
+        return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+    def to_hz(m: torch.Tensor) -> torch.Tensor:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = to_hz(torch.linspace(to_mel(torch.tensor(f_min)), to_mel(torch.tensor(f_max)), n_mels + 2,
+                                 dtype=torch.float64))
+    lo, centre, hi = edges[:-2], edges[1:-1], edges[2:]  # (M,) each
+    rising = (freqs[:, None] - lo) / (centre - lo)       # (n_fft//2+1, M)
+    falling = (hi - freqs[:, None]) / (hi - centre)
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+@lru_cache(maxsize=8)
+def _cached_filterbank(n_fft: int, n_mels: int) -> torch.Tensor:
+    return mel_filterbank(n_fft, n_mels)
+
+
+def log_mel(audio: torch.Tensor, n_mels: int = 80, hop: int = 160, n_fft: int = 400) -> torch.Tensor:
+    """(B, S) 16 kHz -> (B, N, M) natural-log mel energies, N = S // hop + 1 (centred frames, 25 ms window)."""
+    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
+    spec = torch.stft(audio, n_fft=n_fft, hop_length=hop, window=window, center=True,
+                      return_complex=True)                      # (B, n_fft//2+1, N)
+    power = spec.real ** 2 + spec.imag ** 2
+    fb = _cached_filterbank(n_fft, n_mels).to(audio.device, audio.dtype)  # (n_fft//2+1, M)
+    return torch.log(power.transpose(1, 2) @ fb + 1e-6)          # (B, N, M)
+
+
+def frames_for_samples(n_samples: int, fps: int = MOTION_FPS) -> int:
+    """Motion frames covering ``n_samples`` of 16 kHz audio (at least one)."""
+    return max(1, round(n_samples * fps / SAMPLE_RATE))
+
+
+def align_to_frames(features: torch.Tensor, rate_hz: float, n_frames: int, fps: int = MOTION_FPS) -> torch.Tensor:
+    """(B, N, D) at ``rate_hz`` -> (B, T, D) at ``fps`` by linear interpolation in time (t_frame = i / fps)."""
+    n = features.shape[1]
+    pos = torch.arange(n_frames, device=features.device, dtype=torch.float64) * (rate_hz / fps)
+    pos = pos.clamp(max=n - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (pos - lo).to(features.dtype)[None, :, None]              # (1, T, 1)
+    return features[:, lo] * (1 - w) + features[:, hi] * w       # (B, T, D)
+
+
+class AudioEncoder(nn.Module):
+    """Interface: ``forward(audio (B, S), audio_mask (B, S), n_frames) -> (B, n_frames, feature_dim)``."""
+
+    feature_dim: int
+    rate_hz: float
+    frozen: bool = False   # True: no parameter trains, so features can be cached per clip
+
+    def features(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
+        """(B, S), (B, S) -> (B, N, feature_dim) at ``rate_hz``."""
+        raise NotImplementedError
+
+    def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor, n_frames: int) -> torch.Tensor:
+        return align_to_frames(self.features(audio, audio_mask), self.rate_hz, n_frames)
+
+
+def sinusoid(n: int, dim: int, device=None) -> torch.Tensor:
+    """Standard sinusoidal positions (Vaswani et al. 2017): (n, dim)."""
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+
+class MelEncoder(AudioEncoder):
+    """Log-mel (100 Hz) -> 2 conv layers -> transformer encoder; trained from scratch with the actor."""
+
+    def __init__(self, cfg: AudioEncoderConfig) -> None:
+        super().__init__()
+        self.n_mels, self.hop = cfg.n_mels, SAMPLE_RATE // 100
+        self.rate_hz, self.feature_dim = 100.0, cfg.width
+        self.norm = nn.LayerNorm(cfg.n_mels)
+        self.conv = nn.Sequential(
+            nn.Conv1d(cfg.n_mels, cfg.width, kernel_size=5, padding=2), nn.GELU(),
+            nn.Conv1d(cfg.width, cfg.width, kernel_size=5, padding=2), nn.GELU(),
+        )
+        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, dim_feedforward=2 * cfg.width,
+                                           dropout=cfg.dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False) if cfg.layers else None
+
+    def features(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
+        mel = self.norm(log_mel(audio, self.n_mels, self.hop))       # (B, N, M)
+        x = self.conv(mel.transpose(1, 2)).transpose(1, 2)           # (B, N, D)
+        if self.encoder is None:
+            return x
+        n = x.shape[1]
+        valid = audio_mask[:, :: self.hop][:, :n]                   # (B, N) True on real audio
+        if valid.shape[1] < n:
+            valid = F.pad(valid, (0, n - valid.shape[1]), value=False)
+        valid[:, 0] = True                                          # never mask a whole row
+        x = x + sinusoid(n, x.shape[-1], x.device)
+        return self.encoder(x, src_key_padding_mask=~valid)
+
+
+def build_audio_encoder(cfg: AudioEncoderConfig) -> AudioEncoder:
+    if cfg.kind == "mel":
+        return MelEncoder(cfg)
+    if cfg.kind in ("wav2vec2", "hubert"):
+        from facerl.models.pretrained import PretrainedSpeechEncoder
+
+        return PretrainedSpeechEncoder(cfg)
+    from facerl.errors import FacerlError
+
+    raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, wav2vec2 or hubert)")

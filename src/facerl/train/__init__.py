@@ -1,0 +1,1 @@
+"""Training stages: supervised actor (``supervised``); reward model and RL arrive with their issues."""
