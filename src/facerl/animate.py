@@ -108,9 +108,9 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
         elif kind == "obj":
             write_obj_sequence(Path(out), verts, faces)
         else:
+            from facerl.head.rig import load_head
             from facerl.render.commands import check_render_config, head_vertex_colors
             from facerl.render.renderer import Panel, render_video
-            from facerl.head.rig import load_head
 
             size, fps, backend = check_render_config(render_cfg)
             head = load_head()

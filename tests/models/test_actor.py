@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from facerl.models.actor import (
-    Actor, ActorConfig, MotionSpace, alibi_slopes, alignment_mask, periodic_bias, periodic_encoding,
+    Actor,
+    ActorConfig,
+    MotionSpace,
+    alibi_slopes,
+    alignment_mask,
+    periodic_bias,
+    periodic_encoding,
 )
 from facerl.models.audio import AudioEncoderConfig, align_to_frames, log_mel, mel_filterbank
 from facerl.train.losses import masked_mse, velocity_mse

@@ -32,7 +32,13 @@ from facerl.eval.predict import audio_features, predict_styles
 from facerl.models.actor import Actor, ActorConfig, MotionSpace
 from facerl.models.checkpoint import ACTOR_KIND, ActorMeta, build_actor
 from facerl.train.common import (
-    close_distributed, init_distributed, load_checkpoint, resolve_device, restore_rng, rng_state, save_checkpoint,
+    close_distributed,
+    init_distributed,
+    load_checkpoint,
+    resolve_device,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
     seed_everything,
 )
 from facerl.train.losses import masked_mse, velocity_mse
@@ -168,7 +174,8 @@ def train_supervised(cfg: DictConfig) -> Path:
     if resume is not None:
         meta = ActorMeta(**resume["meta"])
         if meta.styles != spec.train_subjects:
-            raise FacerlError(f"{last_path} was trained on other speakers; use another run_name or trainer.resume=false")
+            raise FacerlError(f"{last_path} was trained on other speakers; "
+                              "use another run_name or trainer.resume=false")
         actor = build_actor(mc, meta)
         actor.load_state_dict(resume["model"])
     else:
