@@ -16,12 +16,28 @@ OVERRIDE_RE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*=")  # Hydra override: key=v
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
-def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate Hydra ``key=value`` overrides from the command's own arguments (they may come anywhere)."""
+def split_overrides(argv: list[str], value_options: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """Separate Hydra ``key=value`` overrides from the command's own arguments (they may come anywhere).
+
+    An argument right after an option in ``value_options`` is that option's value (``--results a=b``)."""
     rest, overrides = [], []
+    takes_value = False
     for arg in argv:
-        (overrides if OVERRIDE_RE.match(arg) else rest).append(arg)
+        (overrides if OVERRIDE_RE.match(arg) and not takes_value else rest).append(arg)
+        takes_value = arg in value_options
     return rest, overrides
+
+
+def value_options(parser: argparse.ArgumentParser) -> frozenset[str]:
+    """Every option string, in any subcommand, that takes a value."""
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= value_options(sub)
+        elif action.option_strings and action.nargs != 0:
+            found.update(action.option_strings)
+    return frozenset(found)
 
 
 def int_at_least(lo: int):
@@ -325,7 +341,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    rest, extra = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    rest, extra = split_overrides(list(sys.argv[1:] if argv is None else argv), value_options(parser))
     args, unknown = parser.parse_known_args(rest)
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)}")

@@ -13,35 +13,23 @@ import torch
 from facerl.cli import main
 from facerl.models.checkpoint import load_actor
 from facerl.train.common import load_checkpoint
+from tests.conftest import tiny_train_overrides as overrides
 
 
-def overrides(corpus: Path, root: Path, *extra: str) -> list[str]:
-    return ["experiment=supervised_tiny", f"data.out={corpus}", f"paths.root={root}", "run_name=t",
-            "trainer.device=cpu", *extra]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_corpus, tmp_path_factory) -> Path:
-    """A 2-epoch tiny actor; returns the run folder."""
-    root = tmp_path_factory.mktemp("sup")
-    assert main(["train", *overrides(tiny_corpus, root)]) == 0
-    return root / "runs" / "t"
-
-
-def test_training_writes_self_describing_checkpoints(trained):
-    last = load_checkpoint(trained / "actor" / "last.pt", "facerl-actor")
+def test_training_writes_self_describing_checkpoints(tiny_actor_run):
+    last = load_checkpoint(tiny_actor_run / "actor" / "last.pt", "facerl-actor")
     assert {"model", "optimizer", "step", "epoch", "config", "metrics", "meta", "rng", "best"} <= set(last)
     assert last["epoch"] == 2 and last["step"] > 0 and len(last["history"]) == 2
     assert last["metrics"]["val_lve"] > 0 and last["config"]["trainer"]["batch_size"] == 2
-    assert (trained / "actor" / "best.pt").is_file()
-    assert any((trained / "actor" / "tensorboard").iterdir())
-    actor, meta, _ = load_actor(trained / "actor" / "best.pt")
+    assert (tiny_actor_run / "actor" / "best.pt").is_file()
+    assert any((tiny_actor_run / "actor" / "tensorboard").iterdir())
+    actor, meta, _ = load_actor(tiny_actor_run / "actor" / "best.pt")
     assert meta.styles == ["SynthTalk_01_m1_TA", "SynthTalk_02_f1_TA"] and not actor.training
     assert meta.faces is not None and meta.faces.shape[1] == 3
 
 
-def test_training_moves_every_trainable_parameter(tiny_corpus, trained):
-    ckpt = load_checkpoint(trained / "actor" / "last.pt", "facerl-actor")
+def test_training_moves_every_trainable_parameter(tiny_actor_run):
+    ckpt = load_checkpoint(tiny_actor_run / "actor" / "last.pt", "facerl-actor")
     from facerl.config import to_dataclass
     from facerl.models.actor import ActorConfig
     from facerl.models.checkpoint import ActorMeta, build_actor
