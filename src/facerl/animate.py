@@ -21,7 +21,7 @@ from facerl.utils.io import save_npy
 MIN_SECONDS = 0.1
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def long_audio_features(actor: Actor, audio: torch.Tensor, n_frames: int, window_s: float = 20.0,
                         context_s: float = 2.0) -> torch.Tensor:
     """Audio features (1, T, Da) for speech of any length: encoded in windows of ``window_s`` seconds with
@@ -96,7 +96,7 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
     if len(audio) < MIN_SECONDS * SAMPLE_RATE:
         raise FacerlError(f"{wav} lasts {len(audio) / SAMPLE_RATE:.3f} s; need at least {MIN_SECONDS} s of speech")
     n_frames = frames_for_samples(len(audio))
-    with torch.no_grad():
+    with torch.inference_mode():
         feats = long_audio_features(actor, audio.to(device), n_frames)
         motion = actor.generate(feats, torch.tensor([style_idx], device=device)).motion   # (1, T, K)
         verts = actor.vertices(motion, tmpl.to(device)[None])[0].cpu().numpy()             # (T, V*3)

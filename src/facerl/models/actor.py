@@ -112,12 +112,21 @@ def periodic_bias(q_pos: torch.Tensor, k_pos: torch.Tensor, slopes: torch.Tensor
     return bias.masked_fill(dist < 0, float("-inf"))
 
 
+def aligned_audio_frame(frame: torch.Tensor | int, n_audio: int):
+    """The audio frame a motion frame attends to (FaceFormer, VOCASET: the same index; past the end, the last)."""
+    return frame.clamp(max=n_audio - 1) if isinstance(frame, torch.Tensor) else min(frame, n_audio - 1)
+
+
 def alignment_mask(q_pos: torch.Tensor, n_audio: int) -> torch.Tensor:
-    """Audio-motion alignment (FaceFormer, VOCASET): frame i attends to audio frame i only. (Lq, Na) additive."""
+    """Audio-motion alignment as an additive mask (Lq, Na): 0 at each frame's aligned audio frame, -inf elsewhere."""
     k_pos = torch.arange(n_audio, device=q_pos.device)
-    allowed = q_pos[:, None] == k_pos[None, :].clamp(max=n_audio - 1)
-    allowed |= (q_pos[:, None] >= n_audio) & (k_pos[None, :] == n_audio - 1)  # frames past the audio: last one
+    allowed = aligned_audio_frame(q_pos, n_audio)[:, None] == k_pos[None, :]
     return torch.zeros(allowed.shape, device=q_pos.device).masked_fill(~allowed, float("-inf"))
+
+
+def distance_bias(n: int, slopes: torch.Tensor, period: int) -> torch.Tensor:
+    """(H, n): the periodic bias at distances 0..n-1, so a cached step reads its row without rebuilding it."""
+    return -slopes[:, None] * torch.floor(torch.arange(n, device=slopes.device, dtype=torch.float32) / period)
 
 
 def periodic_encoding(positions: torch.Tensor, dim: int, period: int) -> torch.Tensor:
@@ -148,12 +157,16 @@ class Attention(nn.Module):
         k, v = self.kv(x).chunk(2, dim=-1)
         return self.split(k), self.split(v)                                 # (B, H, L, D/H) each
 
-    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
                dropout: float) -> torch.Tensor:
         q = self.split(self.q(x))                                           # (B, H, Lq, D/H)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
+        return self.merge(y)
+
+    def merge(self, y: torch.Tensor) -> torch.Tensor:
+        """Heads (B, H, L, D/H) -> output projection (B, L, D)."""
         b, _, n, _ = y.shape
-        return self.out(y.transpose(1, 2).reshape(b, n, -1))                # (B, Lq, D)
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))
 
 
 class DecoderLayer(nn.Module):
@@ -167,10 +180,13 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.p = dropout
 
-    def forward(self, x, self_kv, self_bias, mem_kv, mem_bias):
+    def forward(self, x, self_kv, self_bias, mem_kv=None, mem_bias=None, cross_out=None):
+        """``cross_out`` (B, L, D): the cross-attention output when it is already known (see _CachedSteps)."""
         p = self.p if self.training else 0.0
         x = self.norm1(x + self.drop(self.self_attn.attend(x, *self_kv, self_bias, p)))
-        x = self.norm2(x + self.drop(self.cross_attn.attend(x, *mem_kv, mem_bias, p)))
+        if cross_out is None:
+            cross_out = self.cross_attn.attend(x, *mem_kv, mem_bias, p)
+        x = self.norm2(x + self.drop(cross_out))
         return self.norm3(x + self.drop(self.ffn(x)))
 
 
@@ -211,11 +227,13 @@ class Actor(nn.Module):
         onehot = F.one_hot(style.clamp(min=0), self.n_styles).float()
         return torch.where((style < 0)[:, None], torch.full_like(onehot, 1.0 / self.n_styles), onehot)
 
-    def _tokens(self, prev: torch.Tensor, style_emb: torch.Tensor, start: int) -> torch.Tensor:
-        """Motion inputs (B, L, K) at positions start.. -> decoder tokens (B, L, D)."""
-        pos = torch.arange(start, start + prev.shape[1], device=prev.device)
-        x = self.motion_map(prev) + style_emb[:, None] + periodic_encoding(pos, self.cfg.width, self.cfg.period)
-        return self.drop(x)
+    def _tokens(self, prev: torch.Tensor, style_emb: torch.Tensor, start: int,
+                pe: torch.Tensor | None = None) -> torch.Tensor:
+        """Motion inputs (B, L, K) at positions start.. -> decoder tokens (B, L, D); ``pe`` (L, D) if precomputed."""
+        if pe is None:
+            pos = torch.arange(start, start + prev.shape[1], device=prev.device)
+            pe = periodic_encoding(pos, self.cfg.width, self.cfg.period)
+        return self.drop(self.motion_map(prev) + style_emb[:, None] + pe)
 
     def _memory(self, audio_feats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         mem = self.audio_map(audio_feats)                                   # (B, Na, D)
@@ -262,11 +280,11 @@ class Actor(nn.Module):
         n_audio = audio_feats.shape[1]
         prev = audio_feats.new_zeros(b, 1, self.motion.dim)                 # frame -1: no motion
         emitted, means = [], []
-        caches: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
         std = self.log_std.exp()
+        step = _CachedSteps(self, b, t, audio_feats.device) if cache else None
         for i in range(t):
-            if cache:
-                mean = self._step(prev, style_emb, memory, caches, i, n_audio)   # prev: frame i-1 only
+            if step is not None:
+                mean = step(prev, style_emb, memory, i, n_audio)                   # prev: frame i-1 only
             else:
                 mean = self._full_prefix(prev, style_emb, memory, n_audio)        # prev: frames -1..i-1
             out = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device) if stochastic else mean
@@ -285,23 +303,52 @@ class Actor(nn.Module):
             x = layer(x, layer.self_attn.keys_values(x), self_bias, mem_kv, mem_bias)
         return self.head(x[:, -1:])
 
-    def _step(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, caches: list, i: int,
-              n_audio: int) -> torch.Tensor:
-        """One cached step: the token of frame i (from frame i-1's motion, (B, 1, K)) -> mean of frame i (B, 1, K)."""
-        x = self._tokens(prev, style_emb, i)                                # (B, 1, D)
-        q_pos = torch.tensor([i], device=x.device)
-        k_pos = torch.arange(i + 1, device=x.device)
-        self_bias = periodic_bias(q_pos, k_pos, self.slopes, self.cfg.period)[None]  # (1, H, 1, i+1)
-        mem_bias = alignment_mask(q_pos, n_audio)[None, None]                        # (1, 1, 1, Na)
-        for j, (layer, mem_kv) in enumerate(zip(self.layers, memory)):
-            k, v = layer.self_attn.keys_values(x)                           # (B, H, 1, D/H)
-            if caches[j] is not None:
-                k, v = torch.cat([caches[j][0], k], 2), torch.cat([caches[j][1], v], 2)
-            caches[j] = (k, v)
-            x = layer(x, (k, v), self_bias, mem_kv, mem_bias)
-        return self.head(x)
-
     # ---- outputs ------------------------------------------------------------------------------------------
     def vertices(self, motion: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         """Coefficients (B, T, K) + template (B, V*3) -> vertices (B, T, V*3)."""
         return template[:, None] + self.motion.decode(motion)
+
+
+class _CachedSteps:
+    """Key/value cache of one generation: each step embeds one frame and attends to the cached keys.
+
+    Without autograd the cache is preallocated and filled in place; with autograd (autoregressive
+    training) it grows by concatenation, since in-place writes would break the graph. The bias rows,
+    positional encodings and aligned audio keys are read from tables made once per generation.
+    """
+
+    def __init__(self, actor: Actor, batch: int, n_frames: int, device) -> None:
+        cfg = actor.cfg
+        self.actor, self.in_place = actor, not torch.is_grad_enabled()
+        self.pe = periodic_encoding(torch.arange(cfg.period, device=device), cfg.width, cfg.period)  # (P, D)
+        self.dist_bias = distance_bias(n_frames, actor.slopes.to(device), cfg.period)                # (H, T)
+        shape = (batch, cfg.heads, n_frames, cfg.width // cfg.heads)
+        self.cross_out: list[torch.Tensor] | None = None   # per layer (B, Na, D), set on the first step
+        self.kv = [(torch.empty(shape, device=device), torch.empty(shape, device=device)) if self.in_place
+                   else None for _ in actor.layers]
+
+    def __call__(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, i: int, n_audio: int) -> torch.Tensor:
+        """Frame i-1's motion (B, 1, K) -> frame i's mean (B, 1, K)."""
+        actor = self.actor
+        x = actor._tokens(prev, style_emb, i, self.pe[i % actor.cfg.period][None])        # (B, 1, D)
+        self_bias = self.dist_bias[:, : i + 1].flip(-1)[None, :, None]                   # (1, H, 1, i+1)
+        a = aligned_audio_frame(i, n_audio)
+        if self.cross_out is None and not actor.training:
+            # Each frame attends to exactly one audio key, whose softmax weight is 1 whatever the query:
+            # the cross-attention output of every frame is the projected value of its audio frame.
+            self.cross_out = [layer.cross_attn.merge(mem_v) for layer, (_, mem_v) in zip(actor.layers, memory)]
+        for j, (layer, (mem_k, mem_v)) in enumerate(zip(actor.layers, memory)):
+            k, v = layer.self_attn.keys_values(x)                                         # (B, H, 1, D/H)
+            if self.in_place:
+                ck, cv = self.kv[j]
+                ck[:, :, i: i + 1], cv[:, :, i: i + 1] = k, v
+                k, v = ck[:, :, : i + 1], cv[:, :, : i + 1]
+            else:
+                if self.kv[j] is not None:
+                    k, v = torch.cat([self.kv[j][0], k], 2), torch.cat([self.kv[j][1], v], 2)
+                self.kv[j] = (k, v)
+            if self.cross_out is not None:
+                x = layer(x, (k, v), self_bias, cross_out=self.cross_out[j][:, a: a + 1])
+            else:
+                x = layer(x, (k, v), self_bias, (mem_k[:, :, a: a + 1], mem_v[:, :, a: a + 1]), None)
+        return actor.head(x)

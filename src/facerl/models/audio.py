@@ -116,16 +116,17 @@ def sinusoid(n: int, dim: int, device=None) -> torch.Tensor:
 
 
 class MelEncoder(AudioEncoder):
-    """Log-mel (100 Hz) -> 2 conv layers -> transformer encoder; trained from scratch with the actor."""
+    """Log-mel (100 Hz) -> 2 conv layers (the second strided: 50 Hz, like wav2vec2) -> transformer encoder;
+    trained from scratch with the actor."""
 
     def __init__(self, cfg: AudioEncoderConfig) -> None:
         super().__init__()
-        self.n_mels, self.hop = cfg.n_mels, SAMPLE_RATE // 100
-        self.rate_hz, self.feature_dim = 100.0, cfg.width
+        self.n_mels, self.hop, self.stride = cfg.n_mels, SAMPLE_RATE // 100, 2
+        self.rate_hz, self.feature_dim = 100.0 / self.stride, cfg.width
         self.norm = nn.LayerNorm(cfg.n_mels)
         self.conv = nn.Sequential(
             nn.Conv1d(cfg.n_mels, cfg.width, kernel_size=5, padding=2), nn.GELU(),
-            nn.Conv1d(cfg.width, cfg.width, kernel_size=5, padding=2), nn.GELU(),
+            nn.Conv1d(cfg.width, cfg.width, kernel_size=5, stride=self.stride, padding=2), nn.GELU(),
         )
         layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, dim_feedforward=2 * cfg.width,
                                            dropout=cfg.dropout, batch_first=True, norm_first=True)
@@ -137,7 +138,7 @@ class MelEncoder(AudioEncoder):
         if self.encoder is None:
             return x
         n = x.shape[1]
-        valid = audio_mask[:, :: self.hop][:, :n]                   # (B, N) True on real audio
+        valid = audio_mask[:, :: self.hop * self.stride][:, :n]     # (B, N) True on real audio
         if valid.shape[1] < n:
             valid = F.pad(valid, (0, n - valid.shape[1]), value=False)
         valid[:, 0] = True                                          # never mask a whole row

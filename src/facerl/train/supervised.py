@@ -44,6 +44,9 @@ from facerl.train.common import (
 from facerl.train.losses import masked_mse, velocity_mse
 
 
+MM2 = 1e6  # m² -> mm²
+
+
 @dataclass
 class LossWeights:
     mse: float = 1.0        # vertex MSE (FaceFormer's loss)
@@ -146,7 +149,7 @@ def validate(actor: Actor, clips: list[Clip], lips: np.ndarray, styles: list[int
                 sq_sum += float(((p - gt) ** 2).sum(-1).mean(-1).sum())
                 n_frames += t
     actor.train(was_training)
-    return {"lve": float(np.concatenate(lve_frames).mean()), "mse": sq_sum / max(n_frames, 1) / 3}
+    return {"lve": float(np.concatenate(lve_frames).mean()), "mse_mm2": MM2 * sq_sum / max(n_frames, 1) / 3}
 
 
 def train_supervised(cfg: DictConfig) -> Path:
@@ -235,9 +238,10 @@ def train_supervised(cfg: DictConfig) -> Path:
             target = actor.motion.encode(batch.vertices - batch.template[:, None])      # (B, T, K)
             feats = audio_features(actor, batch, cache) if cache is not None else None
             means = ddp(batch.audio, batch.audio_mask, feats, batch.style, target)          # (B, T, K)
-            # vertex MSE computed exactly in motion space (up to the target's out-of-span constant)
-            mse = masked_mse(means, target, batch.frame_mask, weights)
-            vel = velocity_mse(means, target, batch.frame_mask, weights)
+            # vertex MSE in mm², computed exactly in motion space (up to the target's out-of-span constant).
+            # Millimetres, not metres: losses ~1e-6 m² make gradients comparable to Adam's eps and stall it.
+            mse = masked_mse(means, target, batch.frame_mask, weights) * MM2
+            vel = velocity_mse(means, target, batch.frame_mask, weights) * MM2
             loss = tc.loss.mse * mse + tc.loss.velocity * vel
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -248,7 +252,7 @@ def train_supervised(cfg: DictConfig) -> Path:
             for k, v in (("loss", loss), ("mse", mse), ("velocity", vel)):
                 sums[k] += v.item()
             n_batches += 1
-            bar.set_postfix(loss=f"{loss.item():.3e}")
+            bar.set_postfix(loss=f"{loss.item():.4f}")
             if writer is not None:
                 for k, v in (("loss", loss), ("mse", mse), ("velocity", vel)):
                     writer.add_scalar(f"train/{k}", v.item(), step)
@@ -263,9 +267,9 @@ def train_supervised(cfg: DictConfig) -> Path:
                       **{f"train_{k}": v for k, v in train_metrics.items()}}
             if epoch % tc.val_every == 0 or is_last:
                 val = validate(actor, val_clips, lips, val_styles, device, cache)
-                record.update({"val_lve": val["lve"], "val_mse": val["mse"]})
+                record.update({"val_lve": val["lve"], "val_mse_mm2": val["mse_mm2"]})
                 writer.add_scalar("val/lve", val["lve"], step)
-                writer.add_scalar("val/mse", val["mse"], step)
+                writer.add_scalar("val/mse_mm2", val["mse_mm2"], step)
                 if val["lve"] < best["lve"]:
                     best = {"lve": val["lve"], "epoch": epoch}
             history.append(record)
@@ -280,7 +284,7 @@ def train_supervised(cfg: DictConfig) -> Path:
             if tc.max_minutes > 0:
                 remaining = min(remaining, max(tc.max_minutes * 60 - elapsed, 0))
             val_text = f", val LVE {record['val_lve']:.3e}" if "val_lve" in record else ""
-            print(f"epoch {epoch:3d}/{tc.epochs}: train loss {train_metrics['loss']:.3e}{val_text} "
+            print(f"epoch {epoch:3d}/{tc.epochs}: train loss {train_metrics['loss']:.4f} mm²{val_text} "
                   f"({epoch_s:.0f} s/epoch, {elapsed / 60:.1f} min elapsed, ~{remaining / 60:.1f} min left)",
                   flush=True)
         ctx.barrier()
