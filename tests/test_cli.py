@@ -116,10 +116,15 @@ def test_render_rejects_wrong_vertex_count_and_leaves_nothing(tmp_path, capsys):
 def test_pipeline_tiny(tmp_path, capsys):
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0, err
-    assert list((tmp_path / "runs" / "pipeline").glob("*.mp4"))
-    assert (tmp_path / "runs" / "pipeline" / "mouth_closed_open.png").exists()
+    run_dir = tmp_path / "runs" / "pipeline"
+    assert list(run_dir.glob("*.mp4"))
+    assert (run_dir / "mouth_closed_open.png").exists()
+    assert (run_dir / "actor" / "best.pt").exists()
+    assert len(list((run_dir / "results").glob("*_condition_*.npy"))) == 3 * 3   # 3 test clips x (2 styles + avg)
+    assert "| supervised |" in (run_dir / "evaluation" / "test" / "metrics.md").read_text()
+    assert "| static template |" in stdout
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
-    assert rc == 0 and "existing corpus" in stdout
+    assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
 
 
 def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):

@@ -206,8 +206,8 @@ def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
-    overrides = (["data=synthetic_tiny"] if args.tiny else []) + extra
-    run_pipeline(_cfg(overrides), rebuild=args.rebuild)
+    overrides = (["experiment=supervised_tiny"] if args.tiny else []) + extra
+    run_pipeline(_cfg(overrides), rebuild=args.rebuild, retrain=args.retrain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     an.set_defaults(func=cmd_animate)
 
-    pl = sub.add_parser("pipeline", help="the main job on the embedded default: corpus -> sample video",
+    pl = sub.add_parser("pipeline", help="the main job: corpus -> actor -> test scores -> side-by-side video",
                         epilog=EPILOG, formatter_class=fmt)
     pl.add_argument("--tiny", action="store_true", help="tiny corpus (seconds instead of minutes)")
-    pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus even if it exists")
+    pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus (and retrain) even if it exists")
+    pl.add_argument("--retrain", action="store_true", help="train the actor again even if runs/<run>/actor/best.pt exists")
     pl.set_defaults(func=cmd_pipeline)
     return p
 

@@ -1,5 +1,7 @@
-"""The main job on the embedded default: build the synthetic corpus, then render a held-out clip
-(with sound) and stills of a closed and an open mouth. Later stages (actor, reward, RL) plug in here."""
+"""The main job on the embedded default: build the synthetic corpus, train the actor (CPU-sized
+budget), generate and score the held-out test speakers, and render a test clip with ground truth and
+prediction side by side (with sound), plus stills of a closed and an open mouth. Later stages (reward,
+RL) plug in here."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from facerl.data.dataset import VocaDataset, spec_from_config
@@ -54,7 +57,25 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
     return closed_frame, open_frame
 
 
-def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
+def train_actor(cfg: DictConfig, retrain: bool) -> Path:
+    """Train the actor within ``pipeline.actor_minutes`` unless a finished one exists (``--retrain`` redoes it)."""
+    from facerl.train.supervised import train_supervised
+
+    best = Path(cfg.paths.run_dir) / "actor" / "best.pt"
+    if best.exists() and not retrain:
+        print(f"using the trained actor {best} (--retrain to train again)")
+        return best
+    cfg = cfg.copy()
+    cfg.trainer.max_minutes = cfg.pipeline.actor_minutes
+    cfg.trainer.resume = not retrain
+    return train_supervised(cfg)
+
+
+def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) -> None:
+    from facerl.eval.evaluate import evaluate, write_report
+    from facerl.eval.results import write_results
+    from facerl.models.checkpoint import load_actor
+
     size, fps, backend = check_render_config(cfg.render)
     corpus = CorpusConfig.from_config(cfg.data)
     ensure_corpus(corpus, rebuild)
@@ -64,11 +85,23 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False) -> None:
     head = load_head()
     colors = head_vertex_colors(head)
 
+    print("== actor (supervised FaceFormer) ==")
+    checkpoint = train_actor(cfg, retrain or rebuild)
+    actor, meta, _ = load_actor(checkpoint)
+    results = run_dir / "results"
+    n = write_results(actor, meta, spec, ["test"], "both", results, torch.device("cpu"))
+    print(f"wrote {n} test sequences to {results}")
+    rows = evaluate(spec, "test", {"supervised": results})
+    print(f"held-out test speakers, every training style:\n{write_report(rows, run_dir / 'evaluation' / 'test', 'test')}")
+
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
+    pred = np.load(results / f"{clip}_condition_average.npy").reshape(-1, head.n_vertices, 3)  # (T30, V, 3)
     stride = max(1, round(60 / fps))
-    info = render_video([Panel(vertices[::stride], f"ground truth: {clip}")], head.faces,
-                        run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
+    gt = vertices[::stride]
+    pred = pred[np.minimum(np.arange(len(gt)) * stride // 2, len(pred) - 1)]  # 30 fps -> the video rate
+    info = render_video([Panel(gt, f"ground truth: {clip}"), Panel(pred, "supervised actor (average style)")],
+                        head.faces, run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
                         size=size, backend=backend, vertex_colors=colors)
     closed, opened = mouth_stills(layout, clip)
     still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),

@@ -73,3 +73,22 @@ def test_torchrun_ddp_two_processes_on_gloo(tiny_corpus, tmp_path):
     ckpt = load_checkpoint(tmp_path / "runs/t/actor/last.pt", "facerl-actor")
     # 6 train clips, batch 2, 2 ranks -> 2 steps per rank (DistributedSampler pads to equal shards)
     assert ckpt["step"] == 2
+
+
+def test_training_with_a_local_wav2vec2_caches_its_features(tiny_corpus, tmp_path):
+    """The real-user path: a (tiny, randomly initialised) wav2vec2 saved locally, frozen, features cached."""
+    from tests.models.test_pretrained import tiny_checkpoint
+
+    encoder_dir = tiny_checkpoint(tmp_path / "w2v", "wav2vec2", "group")
+    cache = tmp_path / "cache"
+    assert main(["train", *overrides(tiny_corpus, tmp_path, "trainer.epochs=1", "model.audio.kind=wav2vec2",
+                                     f"model.audio.pretrained={encoder_dir}", f"trainer.cache_dir={cache}")]) == 0
+    cached = list(cache.rglob("*.npy"))
+    assert len(cached) == 6 + 3          # every train and val clip once
+    actor, _, _ = load_actor(tmp_path / "runs/t/actor/last.pt")
+    assert actor.audio_encoder.frozen and actor.audio_encoder.rate_hz == 50
+
+
+def test_autoregressive_training_mode_runs(tiny_corpus, tmp_path):
+    assert main(["train", *overrides(tiny_corpus, tmp_path, "trainer.epochs=1", "trainer.mode=autoregressive")]) == 0
+    assert load_checkpoint(tmp_path / "runs/t/actor/last.pt", "facerl-actor")["step"] == 3
