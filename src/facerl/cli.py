@@ -210,13 +210,28 @@ def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     run_pipeline(_cfg(overrides), rebuild=args.rebuild, retrain=args.retrain)
 
 
+def _config_help(*groups: tuple[str, str]) -> str:
+    """The commented YAML of config groups, so `--help` lists every knob with its one-line meaning."""
+    from importlib import resources
+
+    parts = []
+    for group, name in groups:
+        text = resources.files("facerl.conf").joinpath(group, f"{name}.yaml").read_text()
+        body = "\n".join(f"  {group}.{line}" if line and not line.startswith((" ", "#")) else f"  {line}"
+                         for line in text.splitlines() if line.strip())
+        parts.append(f"{group}.* options (conf/{group}/{name}.yaml):\n{body}\n")
+    return "\n".join(parts) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="facerl", formatter_class=fmt, epilog=EPILOG,
         description="facerl: speech-driven 3D facial animation that looks right.\n\n"
-                    "Stages: `data` builds or converts a VOCASET-layout dataset, `render` turns vertex "
-                    "sequences into mp4 with sound, `pipeline` runs everything on the embedded default.")
+                    "Stages: `data` builds or converts a VOCASET-layout dataset, `train` trains the actor, "
+                    "`test` generates held-out results, `evaluate` scores them, `animate` turns any speech "
+                    "into an animation, `render` turns vertex sequences into mp4 with sound, `pipeline` "
+                    "runs everything on the embedded default.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     data = sub.add_parser("data", help="build, import or inspect datasets", formatter_class=fmt)
@@ -277,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--still-frame", type=int_at_least(0), default=0, help="frame (at the input rate) for --still")
     r.set_defaults(func=cmd_render)
 
-    t = sub.add_parser("train", formatter_class=fmt, epilog=EPILOG,
+    t = sub.add_parser("train", formatter_class=fmt, epilog=_config_help(("trainer", "supervised"),
+                                                                          ("model", "faceformer")) + EPILOG,
                        help="train a stage: experiment=supervised (the FaceFormer actor; default)",
                        description="Train one stage, configured by a Hydra experiment (conf/experiment/): "
                                    "`facerl train experiment=supervised run_name=myrun trainer.epochs=20`.\n"
