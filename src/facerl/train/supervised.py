@@ -50,7 +50,7 @@ MM2 = 1e6  # m² -> mm²
 @dataclass
 class LossWeights:
     mse: float = 1.0        # vertex MSE (FaceFormer's loss)
-    velocity: float = 0.0   # MSE of frame-to-frame velocities
+    velocity: float = 1.0   # MSE of frame-to-frame velocities
 
 
 @dataclass
