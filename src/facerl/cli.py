@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EPILOG, formatter_class=fmt)
     pl.add_argument("--tiny", action="store_true", help="tiny corpus (seconds instead of minutes)")
     pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus (and retrain) even if it exists")
-    pl.add_argument("--retrain", action="store_true", help="train the actor again even if runs/<run>/actor/best.pt exists")
+    pl.add_argument("--retrain", action="store_true",
+                    help="train the actor again even if runs/<run>/actor/best.pt exists")
     pl.set_defaults(func=cmd_pipeline)
     return p
 

@@ -92,7 +92,8 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) 
     n = write_results(actor, meta, spec, ["test"], "both", results, torch.device("cpu"))
     print(f"wrote {n} test sequences to {results}")
     rows = evaluate(spec, "test", {"supervised": results})
-    print(f"held-out test speakers, every training style:\n{write_report(rows, run_dir / 'evaluation' / 'test', 'test')}")
+    table = write_report(rows, run_dir / "evaluation" / "test", "test")
+    print(f"held-out test speakers, every training style:\n{table}")
 
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)

@@ -43,7 +43,6 @@ from facerl.train.common import (
 )
 from facerl.train.losses import masked_mse, velocity_mse
 
-
 MM2 = 1e6  # m² -> mm²
 
 
