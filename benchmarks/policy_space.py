@@ -56,7 +56,7 @@ def main() -> None:
     reward(mean_v).backward()
     true_v = mean_v.grad                                                               # (T, V*3)
     true_c = true_v @ basis.T                                                          # (T, K) chain rule
-    sigma_c = float(actor.log_std.exp().mean())
+    sigma_c = float(actor.log_std.detach().exp().mean())
     sigma_v = float(sigma_c * basis.pow(2).sum(0).mean().sqrt())                      # same mean displacement
     base_v = mean_v.detach()
     print(f"clip {clip.name}: T={len(gt)}, policy std {sigma_c:.3f} (basis units) "
