@@ -116,7 +116,7 @@ def test_render_rejects_wrong_vertex_count_and_leaves_nothing(tmp_path, capsys):
 def test_pipeline_tiny(tmp_path, capsys):
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0, err
-    run_dir = tmp_path / "runs" / "pipeline"
+    run_dir = tmp_path / "runs" / "tiny"
     assert list(run_dir.glob("*.mp4"))
     assert (run_dir / "mouth_closed_open.png").exists()
     assert (run_dir / "actor" / "best.pt").exists()

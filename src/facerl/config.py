@@ -34,6 +34,18 @@ def to_dataclass(cls, node, where: str = ""):
         raise FacerlError(f"unknown config key(s) {', '.join(where + k for k in unknown)} "
                           f"(known: {', '.join(sorted(names))})")
     for key, value in list(data.items()):
-        if dataclasses.is_dataclass(hints.get(key)) and isinstance(value, dict):
-            data[key] = to_dataclass(hints[key], value, f"{where}{key}.")
+        hint = hints.get(key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            data[key] = to_dataclass(hint, value, f"{where}{key}.")
+        elif hint in (int, float, bool, str):
+            data[key] = _check_type(hint, value, where + key)
     return cls(**data)
+
+
+def _check_type(hint: type, value, name: str):
+    """A config value of the declared scalar type (ints are accepted as floats), else a one-line error."""
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise FacerlError(f"config {name} must be a {hint.__name__}, got {value!r}")

@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from facerl.data.dataset import VocaDataset, spec_from_config
 from facerl.data.layout import Layout
@@ -58,13 +57,21 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
 
 
 def train_actor(cfg: DictConfig, retrain: bool) -> Path:
-    """Train the actor within ``pipeline.actor_minutes`` unless a finished one exists (``--retrain`` redoes it)."""
+    """Train the actor within ``pipeline.actor_minutes``, or reuse a finished actor of this very config
+    (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over."""
+    from facerl.models.checkpoint import ACTOR_KIND
+    from facerl.train.common import load_checkpoint
     from facerl.train.supervised import train_supervised
 
-    best = Path(cfg.paths.run_dir) / "actor" / "best.pt"
-    if best.exists() and not retrain:
-        print(f"using the trained actor {best} (--retrain to train again)")
-        return best
+    actor_dir = Path(cfg.paths.run_dir) / "actor"
+    best, last = actor_dir / "best.pt", actor_dir / "last.pt"
+    if best.exists() and last.exists() and not retrain:
+        done = load_checkpoint(last, ACTOR_KIND)
+        same = (done["config"]["model"] == OmegaConf.to_container(cfg.model, resolve=True)
+                and done["meta"]["styles"] == spec_from_config(cfg.dataset).train_subjects)
+        if done.get("finished") and same:
+            print(f"using the trained actor {best} (--retrain to train again)")
+            return best
     cfg = cfg.copy()
     cfg.trainer.max_minutes = cfg.pipeline.actor_minutes
     cfg.trainer.resume = not retrain
@@ -75,6 +82,7 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) 
     from facerl.eval.evaluate import evaluate, write_report
     from facerl.eval.results import write_results
     from facerl.models.checkpoint import load_actor
+    from facerl.train.common import resolve_device
 
     size, fps, backend = check_render_config(cfg.render)
     corpus = CorpusConfig.from_config(cfg.data)
@@ -87,9 +95,10 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) 
 
     print("== actor (supervised FaceFormer) ==")
     checkpoint = train_actor(cfg, retrain or rebuild)
-    actor, meta, _ = load_actor(checkpoint)
+    device = resolve_device(cfg.trainer.device)
+    actor, meta, _ = load_actor(checkpoint, device)
     results = run_dir / "results"
-    n = write_results(actor, meta, spec, ["test"], "both", results, torch.device("cpu"))
+    n = write_results(actor, meta, spec, ["test"], "both", results, device)
     print(f"wrote {n} test sequences to {results}")
     rows = evaluate(spec, "test", {"supervised": results})
     table = write_report(rows, run_dir / "evaluation" / "test", "test")

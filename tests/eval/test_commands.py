@@ -121,3 +121,27 @@ def test_windowed_audio_encoding_matches_one_pass():
         windowed = long_audio_features(actor, audio, 150, window_s=1.0, context_s=0.5)
     assert windowed.shape == whole.shape
     assert (windowed - whole).abs().max() < 1e-4
+
+
+def test_evaluate_refuses_an_incomplete_results_folder(tiny_corpus, tiny_actor_run, tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["test", *cfg_args(tiny_corpus, tiny_actor_run), "--splits", "test", "--out", str(results)]) == 0
+    next(results.glob("*.npy")).unlink()  # as if `facerl test` had been interrupted
+    assert main(["evaluate", *cfg_args(tiny_corpus, tiny_actor_run), "--results", f"x={results}"]) == 2
+    assert "lack some of the conditions" in capsys.readouterr().err
+    # a rerun with other styles replaces each clip's files whole: no stale conditions survive
+    assert main(["test", *cfg_args(tiny_corpus, tiny_actor_run), "--splits", "test", "--styles", "average",
+                 "--out", str(results)]) == 0
+    assert {p.stem.split("_condition_")[1] for p in results.glob("*.npy")} == {"average"}
+
+
+def test_bad_config_values_are_one_line_errors(tiny_corpus, tiny_actor_run, tmp_path, capsys):
+    for bad in ("trainer.epochs=ten", "trainer.batch_size=2.5", "model.heads=3"):
+        assert main(["train", *tiny_train_overrides(tiny_corpus, tmp_path), bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("facerl: error:") and err.count("\n") == 1
+
+
+def test_resume_with_another_model_config_is_refused(tiny_corpus, tiny_actor_run, capsys):
+    assert main(["train", *cfg_args(tiny_corpus, tiny_actor_run), "trainer.epochs=3", "model.width=48"]) == 2
+    assert "another model config" in capsys.readouterr().err

@@ -87,9 +87,15 @@ def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Reg
     return refs, regions
 
 
-def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions) -> dict[str, float]:
-    """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions."""
+def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
+          conditions: list[str] | None = None) -> dict[str, float]:
+    """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions.
+
+    ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
+    (speaker, condition), so style-to-style gain differences do not count as lip variance.
+    """
     preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
+    groups = [f"{r.subject}|{c}" for (r, _), c in zip(pairs, conditions or [""] * len(pairs))]
     out = {
         "lve": M.lip_vertex_error(preds, gts, regions.lips),
         "max_lip_mm": M.max_lip_error_mm(preds, gts, regions.lips),
@@ -98,7 +104,7 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions) -> dict[s
         "closure_rate": math.nan, "mtm_ms": math.nan,
         "slcc": M.speech_lip_correlation(np.array([r.speech_rms for r, _ in pairs]),
                                          np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
-                                         speakers=[r.subject for r, _ in pairs]),
+                                         speakers=groups),
         "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
         "sequences": len(pairs),
     }
@@ -115,12 +121,17 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions) -> dict[s
     return out
 
 
-def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Reference, np.ndarray]]]:
-    """{"all": pairs over training-style conditions, "average": pairs of the style-independent mode}."""
+def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Reference, np.ndarray, str]]]:
+    """{"all": (ref, pred, style) over training-style conditions, "average": the style-independent mode}.
+
+    Every clip must have the same conditions: an interrupted or mixed-up folder is an error, not a
+    silently smaller sample.
+    """
     if not folder.is_dir():
         raise FacerlError(f"results folder not found: {folder}")
     by_name = {r.name: r for r in refs}
-    groups: dict[str, list[tuple[Reference, np.ndarray]]] = {"all": [], "average": []}
+    groups: dict[str, list[tuple[Reference, np.ndarray, str]]] = {"all": [], "average": []}
+    seen: dict[str, set[str]] = {r.name: set() for r in refs}
     for path in sorted(folder.glob("*.npy")):
         m = RESULT_RE.match(path.stem)
         if not m or m["clip"] not in by_name:
@@ -132,10 +143,18 @@ def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Re
             raise FacerlError(f"cannot read {path} ({exc})") from None
         if pred.ndim < 2 or pred.size != len(pred) * ref.template.size:
             raise FacerlError(f"{path}: shape {pred.shape} is not (T, {ref.template.size}) for {ref.subject}")
-        groups["average" if m["style"] == "average" else "all"].append((ref, pred.reshape(len(pred), -1, 3)))
-    if not groups["all"] and not groups["average"]:
+        seen[ref.name].add(m["style"])
+        groups["average" if m["style"] == "average" else "all"].append(
+            (ref, pred.reshape(len(pred), -1, 3), m["style"]))
+    conditions = set().union(*seen.values())
+    if not conditions:
         raise FacerlError(f"{folder} holds no <clip>_condition_<style>.npy files for these clips "
                           "(write them with `facerl test`)")
+    incomplete = sorted(name for name, styles in seen.items() if styles != conditions)
+    if incomplete:
+        raise FacerlError(f"{folder}: {len(incomplete)} of {len(refs)} clips lack some of the conditions "
+                          f"{', '.join(sorted(conditions))} (e.g. {incomplete[0]}); rerun `facerl test` "
+                          "into an empty folder")
     return groups
 
 
@@ -147,11 +166,10 @@ def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path]) -> list[di
             {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions)}]
     for name, folder in methods.items():
         groups = read_results(Path(folder), refs)
-        if groups["all"]:
-            styles = len(groups["all"]) / max(len({r.name for r, _ in groups["all"]}), 1)
-            rows.append({"method": name, "styles": round(styles, 2), **score(groups["all"], regions)})
-        if groups["average"]:
-            rows.append({"method": f"{name} (average style)", **score(groups["average"], regions)})
+        for key, label in (("all", name), ("average", f"{name} (average style)")):
+            if groups[key]:
+                pairs = [(r, p) for r, p, _ in groups[key]]
+                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]])})
     return rows
 
 

@@ -43,6 +43,8 @@ def write_results(actor: Actor, meta: ActorMeta, spec: DatasetSpec, splits: list
             batch = collate(clips).to(device)
             pred = predict_styles(actor, batch, [i for i, _ in conditions]).cpu()   # (B, C, T, V*3)
             for b, clip in enumerate(clips):
+                for stale in out_dir.glob(f"{clip.name}_condition_*.npy"):  # a clip's results are replaced whole
+                    stale.unlink()
                 for c, (_, name) in enumerate(conditions):
                     save_npy(out_dir / f"{clip.name}_condition_{name}.npy", pred[b, c, : len(clip.vertices)].numpy())
                     written += 1

@@ -45,6 +45,19 @@ class ActorConfig:
     init_log_std: float = -1.6      # initial log std of the policy, in motion-space units (basis: unit variance)
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
 
+    def validate(self) -> None:
+        """User-facing checks, before any data is read."""
+        from facerl.errors import FacerlError
+
+        for name, width, heads in (("model", self.width, self.heads),
+                                   ("model.audio", self.audio.width, self.audio.heads)):
+            if width < 2 or heads < 1 or width % heads or width % 2:
+                raise FacerlError(f"{name}.width ({width}) must be even and divisible by {name}.heads ({heads})")
+        if self.motion_space not in ("basis", "vertices"):
+            raise FacerlError(f"model.motion_space must be basis or vertices, got {self.motion_space!r}")
+        if self.layers < 1 or self.period < 1 or self.basis_dim < 1:
+            raise FacerlError("model.layers, model.period and model.basis_dim must be >= 1")
+
 
 class MotionSpace(nn.Module):
     """Linear motion space: coefficients (..., K) <-> vertex offsets (..., V*3) from the template.
@@ -201,6 +214,7 @@ class Rollout:
 class Actor(nn.Module):
     def __init__(self, cfg: ActorConfig, n_vertices: int, n_styles: int, motion: MotionSpace | None = None) -> None:
         super().__init__()
+        cfg.validate()
         self.cfg, self.n_vertices, self.n_styles = cfg, n_vertices, n_styles
         self.motion = motion or MotionSpace(n_vertices * 3)
         k, d = self.motion.dim, cfg.width

@@ -3,10 +3,12 @@
 Dimensions: B batch, S audio samples (16 kHz), N encoder frames (encoder rate), T motion frames (30 fps),
 M mel bins, D feature width.
 
-Every encoder produces features at its own rate (``rate_hz``: 100 Hz for log-mel, 50 Hz for
+Every encoder produces features at its own rate (``rate_hz``: 50 Hz for the log-mel encoder and for
 wav2vec2 / HuBERT) and :func:`align_to_frames` resamples them linearly in time to the motion frame
-rate, as FaceFormer does for VOCASET (50 Hz -> 30 fps). Alignment is by time, so a padded batch gives
-each clip the same features it gets alone.
+rate, as FaceFormer does for VOCASET (50 Hz -> 30 fps). Alignment is by time, so padding never shifts
+a clip; a padded batch gives nearly, not exactly, the features a clip gets alone (the mel encoder's
+STFT edge, convolutions and transformer see a little of the zero padding; wav2vec2 / HuBERT encode
+padded group-norm batches clip by clip to stay exact).
 """
 
 from __future__ import annotations

@@ -78,15 +78,16 @@ def close_distributed(ctx: DistContext) -> None:
 
 
 def rng_state() -> dict[str, Any]:
+    """CPU, Python and (only) the current CUDA device's generator: a run may resume on another GPU count."""
     return {"torch": torch.get_rng_state(), "python": random.getstate()[1][:625],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
 
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(int(x) for x in state["python"]), None))
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if isinstance(state.get("cuda"), torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

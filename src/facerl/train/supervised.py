@@ -101,7 +101,7 @@ class TrainStep(nn.Module):
             feats = self.actor.encode_audio(audio, audio_mask, target_motion.shape[1])   # (B, T, Da)
         if self.mode == "autoregressive":  # FaceFormer: the model consumes its own previous outputs
             return self.actor.generate(feats, style, target_motion.shape[1]).mean
-        inputs = target_motion + self.input_noise * torch.randn_like(target_motion)
+        inputs = noisy = target_motion + self.input_noise * torch.randn_like(target_motion)
         if self.mode == "scheduled":
             # Parallel scheduled sampling (Duckworth et al. 2019): teacher-forced passes without gradient
             # replace the ground-truth inputs of a random share of frames by the model's own predictions,
@@ -110,7 +110,7 @@ class TrainStep(nn.Module):
                 for _ in range(self.passes - 1):
                     own = self.actor(feats, style, inputs)
                     pick = torch.rand(own.shape[:2], device=own.device)[..., None] < self.sampling_prob
-                    inputs = torch.where(pick, own, target_motion)
+                    inputs = torch.where(pick, own, noisy)
         return self.actor(feats, style, inputs)                                         # (B, T, K)
 
 
@@ -156,6 +156,7 @@ def train_supervised(cfg: DictConfig) -> Path:
     tc = to_dataclass(SupervisedConfig, cfg.trainer, "trainer.")
     mc = to_dataclass(ActorConfig, cfg.model, "model.")
     tc.validate()
+    mc.validate()
     ctx, device = init_distributed(resolve_device(tc.device))
     data_gen = seed_everything(tc.seed)
     out_dir = Path(cfg.paths.run_dir) / "actor"
@@ -177,6 +178,9 @@ def train_supervised(cfg: DictConfig) -> Path:
         meta = ActorMeta(**resume["meta"])
         if meta.styles != spec.train_subjects:
             raise FacerlError(f"{last_path} was trained on other speakers; "
+                              "use another run_name or trainer.resume=false")
+        if resume["config"]["model"] != OmegaConf.to_container(cfg.model, resolve=True):
+            raise FacerlError(f"{last_path} was trained with another model config; "
                               "use another run_name or trainer.resume=false")
         actor = build_actor(mc, meta)
         actor.load_state_dict(resume["model"])
@@ -202,7 +206,9 @@ def train_supervised(cfg: DictConfig) -> Path:
         if show:
             print(f"resuming {last_path} at epoch {first_epoch} (step {step}, best val LVE {best['lve']:.3e})")
     model = TrainStep(actor, tc.mode, tc.input_noise, tc.passes, tc.sampling_prob)
-    ddp = DistributedDataParallel(model) if ctx.enabled else model
+    # A fine-tuned Hugging Face encoder skips layers at random (LayerDrop): DDP must expect unused parameters.
+    fine_tuned_hf = mc.audio.kind != "mel" and not actor.audio_encoder.frozen
+    ddp = DistributedDataParallel(model, find_unused_parameters=fine_tuned_hf) if ctx.enabled else model
     cache = None
     if actor.audio_encoder.frozen:
         from facerl.models.feature_cache import FeatureCache, encoder_fingerprint
@@ -274,11 +280,11 @@ def train_supervised(cfg: DictConfig) -> Path:
             history.append(record)
             payload = {"kind": ACTOR_KIND, "model": actor.state_dict(), "optimizer": opt.state_dict(),
                        "step": step, "epoch": epoch, "meta": meta.as_dict(), "metrics": record, "best": best,
-                       "history": history, "config": OmegaConf.to_container(cfg, resolve=True),
+                       "history": history, "config": OmegaConf.to_container(cfg, resolve=True), "finished": is_last,
                        "rng": {**rng_state(), "data": data_gen.get_state()}}
-            save_checkpoint(last_path, payload)
-            if best["epoch"] == epoch:
+            if best["epoch"] == epoch:  # best first: a crash in between never leaves last.pt ahead of best.pt
                 save_checkpoint(best_path, payload)
+            save_checkpoint(last_path, payload)
             remaining = (tc.epochs - epoch) * elapsed / max(epoch - first_epoch + 1, 1)
             if tc.max_minutes > 0:
                 remaining = min(remaining, max(tc.max_minutes * 60 - elapsed, 0))
