@@ -212,13 +212,14 @@ class Rollout:
 
 
 class Actor(nn.Module):
-    def __init__(self, cfg: ActorConfig, n_vertices: int, n_styles: int, motion: MotionSpace | None = None) -> None:
+    def __init__(self, cfg: ActorConfig, n_vertices: int, n_styles: int, motion: MotionSpace | None = None,
+                 audio_hf_config: dict | None = None) -> None:
         super().__init__()
         cfg.validate()
         self.cfg, self.n_vertices, self.n_styles = cfg, n_vertices, n_styles
         self.motion = motion or MotionSpace(n_vertices * 3)
         k, d = self.motion.dim, cfg.width
-        self.audio_encoder: AudioEncoder = build_audio_encoder(cfg.audio)
+        self.audio_encoder: AudioEncoder = build_audio_encoder(cfg.audio, audio_hf_config)
         self.audio_map = nn.Linear(self.audio_encoder.feature_dim, d)
         self.motion_map = nn.Linear(k, d)
         self.style_map = nn.Linear(n_styles, d, bias=False)

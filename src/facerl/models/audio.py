@@ -148,13 +148,14 @@ class MelEncoder(AudioEncoder):
         return self.encoder(x, src_key_padding_mask=~valid)
 
 
-def build_audio_encoder(cfg: AudioEncoderConfig) -> AudioEncoder:
+def build_audio_encoder(cfg: AudioEncoderConfig, hf_config: dict | None = None) -> AudioEncoder:
+    """``hf_config`` (wav2vec2 / hubert): build from this transformers config instead of loading ``cfg.pretrained``."""
     if cfg.kind == "mel":
         return MelEncoder(cfg)
     if cfg.kind in ("wav2vec2", "hubert"):
         from facerl.models.pretrained import PretrainedSpeechEncoder
 
-        return PretrainedSpeechEncoder(cfg)
+        return PretrainedSpeechEncoder(cfg, hf_config)
     from facerl.errors import FacerlError
 
     raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, wav2vec2 or hubert)")

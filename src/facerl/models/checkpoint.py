@@ -26,10 +26,11 @@ class ActorMeta:
     motion_dim: int            # K (== V*3 for motion_space=vertices)
     template: torch.Tensor     # (V*3,) default template for audio of unknown speakers
     faces: torch.Tensor | None = None  # (F, 3) triangles of the dataset's mesh, for rendering
+    audio_hf_config: dict | None = None  # wav2vec2 / hubert architecture, so loading needs no pretrained folder
 
     def as_dict(self) -> dict[str, Any]:
         return {"n_vertices": self.n_vertices, "styles": list(self.styles), "motion_dim": self.motion_dim,
-                "template": self.template, "faces": self.faces}
+                "template": self.template, "faces": self.faces, "audio_hf_config": self.audio_hf_config}
 
     def style_index(self, name: str) -> int:
         """Index of a training style; 'average' means the style-independent mode (-1)."""
@@ -45,7 +46,7 @@ class ActorMeta:
 def build_actor(cfg: ActorConfig, meta: ActorMeta, motion: MotionSpace | None = None) -> Actor:
     if motion is None and cfg.motion_space == "basis":
         motion = MotionSpace(meta.n_vertices * 3, meta.motion_dim)
-    return Actor(cfg, meta.n_vertices, len(meta.styles), motion)
+    return Actor(cfg, meta.n_vertices, len(meta.styles), motion, meta.audio_hf_config)
 
 
 def load_actor(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Actor, ActorMeta, dict]:

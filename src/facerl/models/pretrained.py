@@ -93,12 +93,21 @@ class PretrainedSpeechEncoder(AudioEncoder):
     either way a clip gets the same features in a padded batch as alone.
     """
 
-    def __init__(self, cfg: AudioEncoderConfig) -> None:
+    def __init__(self, cfg: AudioEncoderConfig, hf_config: dict | None = None) -> None:
+        """``hf_config``: the model's transformers config as a dict; when given, the architecture is built from
+        it without reading ``cfg.pretrained`` (a facerl checkpoint then supplies the weights)."""
         super().__init__()
         if cfg.kind not in ("wav2vec2", "hubert"):
             raise FacerlError(f"PretrainedSpeechEncoder supports wav2vec2 and hubert, not {cfg.kind!r}")
-        source, is_dir = _resolve_source(cfg)
-        self.model = _load_model(cfg.kind, source, is_dir)
+        if hf_config is not None:
+            from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
+
+            config_cls, model_cls = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+                                     "hubert": (HubertConfig, HubertModel)}[cfg.kind]
+            self.model = model_cls(config_cls.from_dict(hf_config))
+        else:
+            source, is_dir = _resolve_source(cfg)
+            self.model = _load_model(cfg.kind, source, is_dir)
         config = self.model.config
         self.feature_dim = config.hidden_size
         self.rate_hz = SAMPLE_RATE / math.prod(config.conv_stride)       # 16000 / 320 = 50 Hz

@@ -10,6 +10,7 @@ Dimensions: B batch, T frames (30 fps), V vertices, K motion-space size, C train
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -192,6 +193,9 @@ def train_supervised(cfg: DictConfig) -> Path:
         meta = ActorMeta(n_vertices, list(spec.train_subjects), motion.dim if motion else n_vertices * 3,
                          template.mean(0), None if faces is None else torch.from_numpy(faces.astype(np.int64)))
         actor = build_actor(mc, meta, motion)
+        hf_model = getattr(actor.audio_encoder, "model", None)
+        if hf_model is not None:  # the checkpoint then rebuilds the encoder without its pretrained folder
+            meta.audio_hf_config = json.loads(hf_model.config.to_json_string())
     actor.to(device)
     actor.log_std.requires_grad_(False)  # the policy std is RL's business; supervision only fits the means
     params = [p for p in actor.parameters() if p.requires_grad]
