@@ -1,0 +1,1 @@
+"""The reward model: a speech-mesh sync backbone (SpeechMeshTransformer) and a lip / real / value score head."""

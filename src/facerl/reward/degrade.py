@@ -1,0 +1,68 @@
+"""Degraded motion: the negatives the realism score learns to tell from ground truth.
+
+Each function maps motion offsets (T, P) (metres from the template, 30 fps) to a degraded copy of the
+same shape. They are what supervised actors get wrong (over-smoothing, damped amplitude) and what
+bad generators do (jitter, frozen frames, timing drift).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+
+def oversmooth(motion: torch.Tensor, sigma_frames: float = 3.0) -> torch.Tensor:
+    """Gaussian low-pass in time (sigma in frames): closures and openings lose their peaks."""
+    out = gaussian_filter1d(motion.double().numpy(), sigma_frames, axis=0, mode="nearest")
+    return torch.from_numpy(out).to(motion.dtype)
+
+
+def damp(motion: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
+    """Amplitude scaled by ``factor`` around the template: a mumbling, under-articulated mouth."""
+    return motion * factor
+
+
+def jitter(motion: torch.Tensor, rng: np.random.Generator, std_m: float = 5e-4) -> torch.Tensor:
+    """Independent Gaussian noise per frame and coordinate (std in metres)."""
+    noise = rng.normal(0.0, std_m, size=tuple(motion.shape)).astype(np.float32)
+    return motion + torch.from_numpy(noise).to(motion.dtype)
+
+
+def freeze(motion: torch.Tensor, rng: np.random.Generator, span: int = 4) -> torch.Tensor:
+    """Hold frames: every ``span`` frames the motion is sampled and held (a stuttering, low-rate face)."""
+    t = len(motion)
+    phase = int(rng.integers(span))
+    held = np.clip((np.arange(t) + phase) // span * span - phase, 0, t - 1)
+    return motion[torch.from_numpy(held)]
+
+
+def time_warp(motion: torch.Tensor, rng: np.random.Generator, strength: float = 0.25) -> torch.Tensor:
+    """Smooth monotone re-timing (speed varying by up to +-strength): motion drifts off the audio."""
+    t = len(motion)
+    speed = 1.0 + strength * np.sin(2 * np.pi * (np.arange(t) / max(t, 1) * rng.uniform(0.5, 1.5)
+                                                   + rng.uniform(0, 1)))
+    pos = np.concatenate([[0.0], np.cumsum(speed[:-1])])
+    pos = np.clip(pos * (t - 1) / max(pos[-1], 1e-9), 0, t - 1)            # same duration, warped inside
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, t - 1)
+    w = torch.from_numpy((pos - lo).astype(np.float32))[:, None].to(motion.dtype)
+    return motion[torch.from_numpy(lo)] * (1 - w) + motion[torch.from_numpy(hi)] * w
+
+
+DEGRADATIONS = ("oversmooth", "damp", "jitter", "freeze", "time_warp")
+
+
+def degrade(motion: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.Tensor:
+    """Apply one named degradation with randomised strength."""
+    if kind == "oversmooth":
+        return oversmooth(motion, rng.uniform(2.0, 4.0))
+    if kind == "damp":
+        return damp(motion, rng.uniform(0.3, 0.7))
+    if kind == "jitter":
+        return jitter(motion, rng, rng.uniform(3e-4, 1e-3))
+    if kind == "freeze":
+        return freeze(motion, rng, int(rng.integers(3, 7)))
+    if kind == "time_warp":
+        return time_warp(motion, rng, rng.uniform(0.2, 0.4))
+    raise ValueError(f"unknown degradation {kind!r} (expected one of {', '.join(DEGRADATIONS)})")
