@@ -144,11 +144,16 @@ def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     cfg = _cfg(extra if any(o.startswith("experiment=") for o in extra) else ["experiment=supervised", *extra])
-    if cfg.stage != "supervised":
-        raise FacerlError(f"stage {cfg.stage!r} cannot be trained yet (available: supervised)")
-    from facerl.train.supervised import train_supervised
+    if cfg.stage == "supervised":
+        from facerl.train.supervised import train_supervised
 
-    train_supervised(cfg)
+        train_supervised(cfg)
+    elif cfg.stage == "reward":
+        from facerl.train.reward import train_reward
+
+        train_reward(cfg)
+    else:
+        raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward)")
 
 
 def _run_dir_file(cfg, *parts: str) -> str:
