@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from facerl.data.dataset import VocaDataset, spec_from_config
+from facerl.data.dataset import DatasetSpec, VocaDataset, spec_from_config
 from facerl.data.layout import Layout
 from facerl.data.measures import BILABIALS, OPEN_VOWELS, clip_lip_gap, phone_frames
 from facerl.data.synthetic import CorpusConfig, build_corpus
@@ -56,7 +56,7 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
     return closed_frame, open_frame
 
 
-def train_actor(cfg: DictConfig, retrain: bool) -> Path:
+def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> Path:
     """Train the actor within ``pipeline.actor_minutes``, or reuse a finished actor of this very config
     (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over."""
     from facerl.models.checkpoint import ACTOR_KIND
@@ -68,7 +68,7 @@ def train_actor(cfg: DictConfig, retrain: bool) -> Path:
     if best.exists() and last.exists() and not retrain:
         done = load_checkpoint(last, ACTOR_KIND)
         same = (done["config"]["model"] == OmegaConf.to_container(cfg.model, resolve=True)
-                and done["meta"]["styles"] == spec_from_config(cfg.dataset).train_subjects)
+                and done["meta"]["styles"] == spec.train_subjects)
         if done.get("finished") and same:
             print(f"using the trained actor {best} (--retrain to train again)")
             return best
@@ -94,7 +94,7 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) 
     colors = head_vertex_colors(head)
 
     print("== actor (supervised FaceFormer) ==")
-    checkpoint = train_actor(cfg, retrain or rebuild)
+    checkpoint = train_actor(cfg, spec, retrain or rebuild)
     device = resolve_device(cfg.trainer.device)
     actor, meta, _ = load_actor(checkpoint, device)
     results = run_dir / "results"

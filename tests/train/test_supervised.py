@@ -65,7 +65,7 @@ def test_torchrun_ddp_two_processes_on_gloo(tiny_corpus, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "facerl.cli", "train", *overrides(tiny_corpus, tmp_path, "trainer.epochs=1")]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "world 2" in res.stdout and res.stdout.count("epoch   1/1") == 1   # rank 0 alone logs
     ckpt = load_checkpoint(tmp_path / "runs/t/actor/last.pt", "facerl-actor")

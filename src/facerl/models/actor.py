@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from facerl.models.audio import AudioEncoder, AudioEncoderConfig, build_audio_encoder
+from facerl.models.audio import AudioEncoder, AudioEncoderConfig, build_audio_encoder, sinusoidal_encoding
 
 
 @dataclass
@@ -144,12 +144,7 @@ def distance_bias(n: int, slopes: torch.Tensor, period: int) -> torch.Tensor:
 
 def periodic_encoding(positions: torch.Tensor, dim: int, period: int) -> torch.Tensor:
     """FaceFormer's periodic positional encoding: sinusoids of position mod period, (L, D)."""
-    pos = (positions % period).float()[:, None]
-    div = torch.exp(torch.arange(0, dim, 2, device=positions.device).float() * (-math.log(10000.0) / dim))
-    pe = torch.zeros(len(positions), dim, device=positions.device)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
-    return pe
+    return sinusoidal_encoding(positions % period, dim)
 
 
 class Attention(nn.Module):
@@ -261,13 +256,17 @@ class Actor(nn.Module):
         audio_feats (B, T, Da), style (B,) indices, motion (B, T, K) the sequence being explained
         (ground truth for supervised training, a rollout for RL) -> means (B, T, K).
         """
-        b, t, _ = motion.shape
         prev = F.pad(motion[:, :-1], (0, 0, 1, 0))                          # (B, T, K): frame -1 is no motion
-        x = self._tokens(prev, self.style_map(self.style_vector(style)), 0)
-        pos = torch.arange(t, device=x.device)
-        self_bias = periodic_bias(pos, pos, self.slopes, self.cfg.period)[None]     # (1, H, T, T)
-        mem_bias = alignment_mask(pos, audio_feats.shape[1])[None, None]            # (1, 1, T, Na)
-        for layer, mem_kv in zip(self.layers, self._memory(audio_feats)):
+        style_emb = self.style_map(self.style_vector(style))
+        return self._decode(prev, style_emb, self._memory(audio_feats), audio_feats.shape[1])
+
+    def _decode(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, n_audio: int) -> torch.Tensor:
+        """The uncached decoder: motion inputs (B, L, K) of frames -1..L-2 -> means (B, L, K) of frames 0..L-1."""
+        x = self._tokens(prev, style_emb, 0)                                # (B, L, D)
+        pos = torch.arange(x.shape[1], device=x.device)
+        self_bias = periodic_bias(pos, pos, self.slopes, self.cfg.period)[None]     # (1, H, L, L)
+        mem_bias = alignment_mask(pos, n_audio)[None, None]                         # (1, 1, L, Na)
+        for layer, mem_kv in zip(self.layers, memory):
             x = layer(x, layer.self_attn.keys_values(x), self_bias, mem_kv, mem_bias)
         return self.head(x)
 
@@ -301,22 +300,12 @@ class Actor(nn.Module):
             if step is not None:
                 mean = step(prev, style_emb, memory, i, n_audio)                   # prev: frame i-1 only
             else:
-                mean = self._full_prefix(prev, style_emb, memory, n_audio)        # prev: frames -1..i-1
+                mean = self._decode(prev, style_emb, memory, n_audio)[:, -1:]      # prev: frames -1..i-1
             out = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device) if stochastic else mean
             emitted.append(out)
             means.append(mean)
             prev = out if cache else torch.cat([prev, out], 1)
         return Rollout(torch.cat(emitted, 1), torch.cat(means, 1))
-
-    def _full_prefix(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, n_audio: int) -> torch.Tensor:
-        """Recompute every token from scratch and return the last frame's mean (B, 1, K)."""
-        x = self._tokens(prev, style_emb, 0)                                # (B, i+1, D)
-        pos = torch.arange(x.shape[1], device=x.device)
-        self_bias = periodic_bias(pos, pos, self.slopes, self.cfg.period)[None]
-        mem_bias = alignment_mask(pos, n_audio)[None, None]
-        for layer, mem_kv in zip(self.layers, memory):
-            x = layer(x, layer.self_attn.keys_values(x), self_bias, mem_kv, mem_bias)
-        return self.head(x[:, -1:])
 
     # ---- outputs ------------------------------------------------------------------------------------------
     def vertices(self, motion: torch.Tensor, template: torch.Tensor) -> torch.Tensor:

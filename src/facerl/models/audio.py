@@ -107,11 +107,11 @@ class AudioEncoder(nn.Module):
         return align_to_frames(self.features(audio, audio_mask), self.rate_hz, n_frames)
 
 
-def sinusoid(n: int, dim: int, device=None) -> torch.Tensor:
-    """Standard sinusoidal positions (Vaswani et al. 2017): (n, dim)."""
-    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(n, dim, device=device)
+def sinusoidal_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Standard sinusoidal positions (Vaswani et al. 2017) at integer ``positions`` (L,): (L, dim)."""
+    pos = positions.float()[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=positions.device).float() * (-math.log(10000.0) / dim))
+    pe = torch.zeros(len(positions), dim, device=positions.device)
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
     return pe
@@ -144,7 +144,7 @@ class MelEncoder(AudioEncoder):
         if valid.shape[1] < n:
             valid = F.pad(valid, (0, n - valid.shape[1]), value=False)
         valid[:, 0] = True                                          # never mask a whole row
-        x = x + sinusoid(n, x.shape[-1], x.device)
+        x = x + sinusoidal_encoding(torch.arange(n, device=x.device), x.shape[-1])
         return self.encoder(x, src_key_padding_mask=~valid)
 
 

@@ -122,10 +122,8 @@ def preload(ds: VocaDataset, desc: str, show: bool) -> list[Clip]:
 
 def fit_motion_space(clips: list[Clip], cfg: ActorConfig, seed: int) -> MotionSpace | None:
     """PCA basis of the training motion (every 3rd frame of every clip), or None for motion_space=vertices."""
-    if cfg.motion_space == "vertices":
+    if cfg.motion_space == "vertices":  # (ActorConfig.validate has checked the name)
         return None
-    if cfg.motion_space != "basis":
-        raise FacerlError(f"model.motion_space must be basis or vertices, got {cfg.motion_space!r}")
     offsets = torch.cat([c.vertices[::3] - c.template for c in clips])   # (N, V*3)
     return MotionSpace.fit(offsets, cfg.basis_dim, seed=seed)
 
