@@ -148,12 +148,12 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
         from facerl.train.supervised import train_supervised
 
         train_supervised(cfg)
-    elif cfg.stage == "reward":
+    elif cfg.stage in ("reward", "judge"):
         from facerl.train.reward import train_reward
 
         train_reward(cfg)
     else:
-        raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward)")
+        raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward, judge)")
 
 
 def _run_dir_file(cfg, *parts: str) -> str:

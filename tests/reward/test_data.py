@@ -1,4 +1,4 @@
-"""Reward training windows from a real tiny-corpus batch."""
+"""Reward training windows from real tiny-corpus clips."""
 
 from __future__ import annotations
 
@@ -6,40 +6,62 @@ import numpy as np
 import pytest
 import torch
 
-from facerl.data.dataset import VocaDataset, collate, spec_from_corpus
-from facerl.reward.data import sample_windows
+from facerl.data.dataset import VocaDataset, spec_from_corpus
+from facerl.reward.data import ACTOR, RewardClip, prepare_clip, sample_windows
 from facerl.reward.degrade import DEGRADATIONS
 from facerl.reward.windows import reward_mel
 
 
 @pytest.fixture(scope="module")
-def batch(tiny_corpus):
+def raw(tiny_corpus):
     ds = VocaDataset(spec_from_corpus(str(tiny_corpus)), "train", with_phones=False)
-    return collate([ds[i] for i in range(3)])
+    return [ds[i] for i in range(3)]
 
 
-def test_windows_pair_mesh_and_audio_of_the_same_time(batch):
-    wb = sample_windows(batch, np.random.default_rng(0), per_clip=6, n_hard=3)
-    n = 3 * 6
-    p = batch.vertices.shape[2]
-    assert wb.mesh.shape == (n, 5, p) and wb.degraded.shape == (n, 5, p)
-    assert wb.mel.shape == (n, 1, 20, 128) and wb.hard_mel.shape == (n, 3, 1, 20, 128)
-    assert set(wb.degradation) <= set(DEGRADATIONS) and wb.clip.tolist() == sorted(wb.clip.tolist())
+@pytest.fixture(scope="module")
+def clips(raw):
+    return [prepare_clip(c) for c in raw]
+
+
+def test_prepared_clip_is_motion_and_its_log_mel(raw, clips):
+    c, r = clips[0], raw[0]
+    assert torch.equal(c.motion, r.vertices - r.template)
+    assert torch.equal(c.mel, reward_mel(r.audio[None], len(r.vertices))[0])
+    assert c.mel.shape == (4 * len(r.vertices), 128)
+
+
+def test_windows_pair_mesh_and_audio_of_the_same_time(clips):
+    wb = sample_windows(clips, 24, np.random.default_rng(0), n_hard=3)
+    p = clips[0].motion.shape[1]
+    assert wb.mesh.shape == (24, 5, p) and wb.degraded.shape == (24, 5, p)
+    assert wb.mel.shape == (24, 1, 20, 128) and wb.hard_mel.shape == (24, 3, 1, 20, 128)
+    assert set(wb.degradation) <= set(DEGRADATIONS) and len(set(wb.clip.tolist())) > 1
     assert torch.all(wb.shifts.abs() >= 2) and torch.all(wb.shifts.abs() <= 15)
-    # recover each window's start from the mesh and check its audio is the same time span
-    motion = batch.vertices - batch.template[:, None]
-    mel = reward_mel(batch.audio, batch.vertices.shape[1])
-    for i in range(n):
-        b = int(wb.clip[i])
-        starts = [w for w in range(motion.shape[1] - 4) if torch.equal(motion[b, w: w + 5], wb.mesh[i])]
-        assert starts, "window not found in its clip"
-        w = starts[0]
-        assert torch.equal(wb.mel[i, 0], mel[b, 4 * w: 4 * w + 20])
-        k = int(wb.shifts[i, 0])
-        assert torch.equal(wb.hard_mel[i, 0, 0], mel[b, 4 * (w + k): 4 * (w + k) + 20])
-        assert w + k + 5 <= int(batch.frame_mask[b].sum())      # negatives come from real frames
+    for i in range(24):
+        c, w = clips[int(wb.clip[i])], int(wb.start[i])
+        assert torch.equal(wb.mesh[i], c.motion[w: w + 5])
+        assert torch.equal(wb.mel[i, 0], c.mel[4 * w: 4 * w + 20])
+        for j, k in enumerate(wb.shifts[i].tolist()):
+            assert 0 <= w + k and w + k + 5 <= len(c.motion)       # negatives come from real frames
+            assert torch.equal(wb.hard_mel[i, j, 0], c.mel[4 * (w + k): 4 * (w + k) + 20])
 
 
-def test_degraded_windows_differ_from_ground_truth(batch):
-    wb = sample_windows(batch, np.random.default_rng(1), per_clip=4)
-    assert (wb.degraded - wb.mesh).abs().amax(dim=(1, 2)).min() > 0
+def test_degraded_windows_differ_from_ground_truth(clips):
+    wb = sample_windows(clips, 32, np.random.default_rng(1))
+    moving = wb.mesh.abs().amax(dim=(1, 2)) > 1e-4            # a still window survives damping unchanged
+    assert (wb.degraded - wb.mesh).abs().amax(dim=(1, 2))[moving].min() > 0
+
+
+def test_actor_outputs_become_realism_negatives(raw):
+    fake = [torch.full_like(r.vertices, 0.01) for r in raw]
+    clips = [prepare_clip(r, f) for r, f in zip(raw, fake)]
+    wb = sample_windows(clips, 60, np.random.default_rng(2))
+    is_actor = torch.tensor([k == ACTOR for k in wb.degradation])
+    assert 0 < is_actor.sum() < 60
+    assert torch.all(wb.degraded[is_actor] == 0.01)
+
+
+def test_clips_too_short_are_refused(clips):
+    short = [RewardClip("x", "s", c.motion[:6], c.mel[:24]) for c in clips]
+    with pytest.raises(ValueError, match="long enough"):
+        sample_windows(short, 4, np.random.default_rng(0), min_shift=2)

@@ -54,3 +54,12 @@ def test_every_degradation_changes_motion_and_keeps_shape(kind):
 def test_unknown_degradation_is_refused():
     with pytest.raises(ValueError):
         degrade(bumpy(), "sideways", np.random.default_rng(0))
+
+
+def test_oversmooth_is_a_gaussian_filter_with_held_edges():
+    from scipy.ndimage import gaussian_filter1d
+
+    m = bumpy(40)
+    for sigma in (1.0, 2.5, 4.0):
+        expected = gaussian_filter1d(m.double().numpy(), sigma, axis=0, mode="nearest")
+        assert np.allclose(oversmooth(m, sigma).numpy(), expected, atol=1e-6)

@@ -1,24 +1,40 @@
-"""Training windows for the reward model, sampled from dataset batches.
+"""Training windows for the reward model, sampled from clips prepared once.
 
-Dimensions: B clips, T frames (30 fps), P = V*3 coordinates, N sampled windows, L window length (5),
+Dimensions: T frames (30 fps), P = V*3 coordinates, N sampled windows, L window length (5),
 K hard negatives per window, F*L mel frames per window (20), M mel bins (128).
 
-From every clip, ``per_clip`` random windows are taken. Each gets its aligned mel window (the
-positive), K hard negatives (the same clip's audio shifted by ``min_shift``..``max_shift`` frames
-either way; other clips in the batch are the easy negatives), and the same window of a degraded copy
-of the clip's motion (one randomly chosen degradation per clip) for the realism score.
+:func:`prepare_clips` turns dataset clips into motion offsets and their log-mel (computed once, not
+per step). :func:`sample_windows` then draws N windows from random clips. Each gets its aligned mel
+window (the positive), K hard negatives (the same clip's audio shifted by ``min_shift``..``max_shift``
+frames either way; the other windows of the batch are the easy negatives: other clips, other speakers),
+and a negative for the realism score: the same window of a degraded copy of the motion (one random
+degradation per window, applied to the window with ``context`` frames either side so smoothing and
+re-timing see real neighbours), or of an actor's output when the clip has one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from facerl.data.dataset import Batch
+from facerl.data.dataset import Clip
 from facerl.reward.degrade import DEGRADATIONS, degrade
 from facerl.reward.windows import MEL_PER_FRAME, WINDOW, reward_mel
+
+ACTOR = "actor"    # the realism negative taken from an actor's output
+POINTWISE = ("damp", "jitter")
+
+
+@dataclass
+class RewardClip:
+    name: str
+    subject: str
+    motion: torch.Tensor               # (T, P) metres from the template
+    mel: torch.Tensor                  # (F*T, M) raw log-mel
+    generated: torch.Tensor | None = None   # (T, P) an actor's output for the same audio, if any
 
 
 @dataclass
@@ -27,39 +43,57 @@ class WindowBatch:
     mel: torch.Tensor         # (N, 1, F*L, M) aligned audio
     hard_mel: torch.Tensor    # (N, K, 1, F*L, M) the same clip's audio, shifted
     shifts: torch.Tensor      # (N, K) the shifts in frames (never |s| < min_shift)
-    degraded: torch.Tensor    # (N, L, P) the same window of a degraded copy of the clip's motion
-    degradation: list[str]    # (N,) which degradation
-    clip: torch.Tensor        # (N,) index of the clip in the batch
+    degraded: torch.Tensor    # (N, L, P) the same window of a degraded (or generated) copy of the motion
+    degradation: list[str]    # (N,) which degradation (or "actor")
+    clip: torch.Tensor        # (N,) index of the clip in the prepared list
+    start: torch.Tensor       # (N,) first frame of the window
+
+    def to(self, device) -> WindowBatch:
+        return WindowBatch(self.mesh.to(device), self.mel.to(device), self.hard_mel.to(device), self.shifts,
+                           self.degraded.to(device), self.degradation, self.clip, self.start)
 
 
-def sample_windows(batch: Batch, rng: np.random.Generator, per_clip: int = 8, n_hard: int = 4,
-                   min_shift: int = 2, max_shift: int = 15) -> WindowBatch:
-    """Windows from every clip of a (CPU) batch; clips shorter than a window plus ``min_shift`` are skipped."""
-    motion = batch.vertices - batch.template[:, None]                           # (B, T, P)
-    mel = reward_mel(batch.audio, batch.vertices.shape[1])                      # (B, F*T, M)
-    lengths = batch.frame_mask.sum(1).tolist()
-    meshes, mels, hards, shifts, degraded, kinds, clips = [], [], [], [], [], [], []
+def prepare_clip(clip: Clip, generated: torch.Tensor | None = None) -> RewardClip:
+    motion = clip.vertices - clip.template
+    mel = reward_mel(clip.audio[None], len(motion))[0]
+    return RewardClip(clip.name, clip.subject, motion, mel, generated)
+
+
+def sample_windows(clips: Sequence[RewardClip], n: int, rng: np.random.Generator, n_hard: int = 4,
+                   min_shift: int = 2, max_shift: int = 15, context: int = 12) -> WindowBatch:
+    """N windows from random clips; clips too short for a window and its shifted negatives are never drawn."""
+    usable = [i for i, c in enumerate(clips) if len(c.motion) - WINDOW + 1 > min_shift]
+    if not usable:
+        raise ValueError("no clip is long enough for a window and its shifted negatives")
     span = WINDOW * MEL_PER_FRAME
-    for b, t in enumerate(lengths):
-        n_pos = t - WINDOW + 1
-        if n_pos <= min_shift:
-            continue
-        kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
-        bad = degrade(motion[b, :t], kind, rng)                                 # (T_b, P)
-        for w in rng.integers(0, n_pos, size=per_clip).tolist():
-            s = _shifts(rng, w, n_pos, n_hard, min_shift, max_shift)            # (K,)
-            meshes.append(motion[b, w: w + WINDOW])
-            degraded.append(bad[w: w + WINDOW])
-            mels.append(mel[b, MEL_PER_FRAME * w: MEL_PER_FRAME * w + span][None])
-            hards.append(torch.stack([mel[b, MEL_PER_FRAME * (w + k): MEL_PER_FRAME * (w + k) + span][None]
-                                      for k in s.tolist()]))
-            shifts.append(s)
-            kinds.append(kind)
-            clips.append(b)
-    if not meshes:
-        raise ValueError("no clip in the batch is long enough for a window and its shifted negatives")
+    meshes, mels, hards, shifts, degraded, kinds, starts = [], [], [], [], [], [], []
+    picks = rng.choice(usable, size=n).tolist()
+    for i in picks:
+        c = clips[i]
+        n_pos = len(c.motion) - WINDOW + 1
+        w = int(rng.integers(n_pos))
+        s = _shifts(rng, w, n_pos, n_hard, min_shift, max_shift)                 # (K,)
+        kinds_here = DEGRADATIONS + ((ACTOR,) if c.generated is not None else ())
+        kind = kinds_here[int(rng.integers(len(kinds_here)))]
+        meshes.append(c.motion[w: w + WINDOW])
+        degraded.append(_degraded_window(c, w, kind, rng, context))
+        mels.append(c.mel[MEL_PER_FRAME * w: MEL_PER_FRAME * w + span][None])
+        hards.append(torch.stack([c.mel[MEL_PER_FRAME * (w + k): MEL_PER_FRAME * (w + k) + span][None]
+                                  for k in s.tolist()]))
+        shifts.append(s)
+        kinds.append(kind)
+        starts.append(w)
     return WindowBatch(torch.stack(meshes), torch.stack(mels), torch.stack(hards), torch.stack(shifts),
-                       torch.stack(degraded), kinds, torch.tensor(clips))
+                       torch.stack(degraded), kinds, torch.tensor(picks), torch.tensor(starts))
+
+
+def _degraded_window(c: RewardClip, w: int, kind: str, rng: np.random.Generator, context: int) -> torch.Tensor:
+    if kind == ACTOR:
+        return c.generated[w: w + WINDOW]
+    if kind in POINTWISE:
+        context = 0                   # frame by frame: the window alone gives the same result, faster
+    lo, hi = max(0, w - context), min(len(c.motion), w + WINDOW + context)
+    return degrade(c.motion[lo:hi], kind, rng)[w - lo: w - lo + WINDOW]
 
 
 def _shifts(rng: np.random.Generator, w: int, n_pos: int, n_hard: int, lo: int, hi: int) -> torch.Tensor:

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter1d
 
 
 def oversmooth(motion: torch.Tensor, sigma_frames: float = 3.0) -> torch.Tensor:
-    """Gaussian low-pass in time (sigma in frames): closures and openings lose their peaks."""
-    out = gaussian_filter1d(motion.double().numpy(), sigma_frames, axis=0, mode="nearest")
-    return torch.from_numpy(out).to(motion.dtype)
+    """Gaussian low-pass in time (sigma in frames, kernel cut at 4 sigma, edges held): closures and
+    openings lose their peaks."""
+    radius = max(1, int(4 * sigma_frames + 0.5))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma_frames) ** 2)
+    kernel = (kernel / kernel.sum()).to(motion.dtype)
+    t = len(motion)
+    rows = torch.arange(t)[:, None].expand(t, 2 * radius + 1)
+    cols = (rows + torch.arange(-radius, radius + 1)[None]).clamp(0, t - 1)       # held edges
+    smooth = torch.zeros(t, t, dtype=motion.dtype).index_put_((rows, cols), kernel.expand(t, -1), accumulate=True)
+    return smooth @ motion                                                          # (T, T) @ (T, P)
 
 
 def damp(motion: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
@@ -25,8 +32,8 @@ def damp(motion: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
 
 def jitter(motion: torch.Tensor, rng: np.random.Generator, std_m: float = 5e-4) -> torch.Tensor:
     """Independent Gaussian noise per frame and coordinate (std in metres)."""
-    noise = rng.normal(0.0, std_m, size=tuple(motion.shape)).astype(np.float32)
-    return motion + torch.from_numpy(noise).to(motion.dtype)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return motion + std_m * torch.randn(motion.shape, generator=gen, dtype=motion.dtype)
 
 
 def freeze(motion: torch.Tensor, rng: np.random.Generator, span: int = 4) -> torch.Tensor:

@@ -60,13 +60,29 @@ class SpeechMeshTransformer(nn.Module):
     def __init__(self, n_coords: int, cfg: BackboneConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or BackboneConfig()
+        self.n_coords = n_coords
         self.mesh = _Tower(n_coords, WINDOW, self.cfg)
         self.audio = _Tower(N_MELS, WINDOW * MEL_PER_FRAME, self.cfg)
+        # Per-bin statistics of the training log-mel (raw log-mel has mean ~-4, std ~4): fitted once by the
+        # trainer, saved with the weights. Without them the audio tower barely learned (val sync 51 %).
+        self.register_buffer("mel_mean", torch.zeros(N_MELS))
+        self.register_buffer("mel_std", torch.ones(N_MELS))
+
+    def set_mel_stats(self, mel: torch.Tensor) -> None:
+        """Fit the normalisation to training log-mel frames (N, M)."""
+        self.mel_mean.copy_(mel.mean(0))
+        self.mel_std.copy_(mel.std(0).clamp_min(1e-3))
+
+    def encode_mesh(self, mesh: torch.Tensor) -> torch.Tensor:
+        """(B, L, P) motion in metres from the template -> vertex_feat (B, E)."""
+        return self.mesh(mesh * MM)
+
+    def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, 1, F*L, M) raw log-mel -> audio_feat (B, E)."""
+        return self.audio((mel[:, 0] - self.mel_mean) / self.mel_std)
 
     def forward(self, mesh: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        vertex_feat = self.mesh(mesh * MM)                                    # (B, E)
-        audio_feat = self.audio(mel[:, 0])                                    # (B, 1, F*L, M) -> (B, E)
-        return vertex_feat, audio_feat
+        return self.encode_mesh(mesh), self.encode_audio(mel)
 
     @staticmethod
     def sync(vertex_feat: torch.Tensor, audio_feat: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
-"""Reward-model training (`facerl train experiment=reward`): the sync backbone and the score head, jointly.
+"""Reward-model training: the sync backbone and the score head jointly (`facerl train experiment=reward`),
+or the judge, an independent backbone for evaluation only (`facerl train experiment=judge`).
 
-Reads top to bottom: config -> seed/device -> data (preloaded clips) -> backbone + head -> optimiser
-(+ resume) -> one explicit loop -> validation on the held-out val speakers -> checkpoints
-``<run>/reward/{backbone,head,last}.pt``.
+Reads top to bottom: config -> seed/device -> data (clips read once, log-mel computed once, optional
+actor outputs) -> backbone (+ mel normalisation) + head -> optimiser (+ resume) -> one explicit loop ->
+validation on fixed windows of the held-out val speakers -> checkpoints ``<run>/<stage>/{backbone,head,last}.pt``.
 
-Per batch of clips, :func:`facerl.reward.data.sample_windows` gives N windows with their aligned audio,
-K shifted-audio hard negatives and a degraded copy. Losses (named weights in ``trainer.loss``):
+Each step, :func:`facerl.reward.data.sample_windows` draws N windows from random clips with their aligned
+audio, K shifted-audio hard negatives and a degraded (or actor-generated) copy. Losses (named weights in ``trainer.loss``):
 * ``contrastive``: InfoNCE between mesh and audio features (batch audio + hard negatives);
 * ``lip``: BCE of the lip score: aligned = 1; audio shifted >= 2 frames, or from another clip = 0;
 * ``real``: BCE of the realism score: ground-truth motion = 1, degraded motion = 0 (with aligned audio).
@@ -25,14 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from facerl.config import to_dataclass
-from facerl.data.dataset import VocaDataset, collate, spec_from_config
+from facerl.data.dataset import Clip, VocaDataset, collate, spec_from_config
 from facerl.errors import FacerlError
-from facerl.reward.data import WindowBatch, sample_windows
+from facerl.reward.data import RewardClip, WindowBatch, prepare_clip, sample_windows
 from facerl.reward.model import BackboneConfig, ScoreHead, SpeechMeshTransformer, sync_contrastive_loss
+from facerl.reward.scoring import REWARD_KIND
 from facerl.train.common import (
     load_checkpoint,
     resolve_device,
@@ -43,7 +44,6 @@ from facerl.train.common import (
 )
 from facerl.train.supervised import preload
 
-REWARD_KIND = "facerl-reward"
 
 
 @dataclass
@@ -52,164 +52,229 @@ class RewardLossWeights:
     lip: float = 1.0           # BCE of the lip (sync) score
     real: float = 1.0          # BCE of the realism score
 
+    @property
+    def head(self) -> bool:
+        """Whether the score head is trained at all (the judge trains only the backbone)."""
+        return self.lip > 0 or self.real > 0
+
 
 @dataclass
 class RewardTrainConfig:
     """Hyper-parameters of reward-model training (conf/trainer/reward.yaml documents each)."""
 
-    epochs: int = 20
-    max_minutes: float = 5.0
-    batch_clips: int = 16
-    per_clip: int = 8
+    epochs: int = 40
+    steps_per_epoch: int = 20
+    max_minutes: float = 4.0
+    batch_windows: int = 256
     n_hard: int = 4
     min_shift: int = 2
     max_shift: int = 15
-    lr: float = 1e-3
+    lr: float = 3e-4
     temperature: float = 0.1
+    val_windows: int = 512
+    actor_checkpoint: str | None = None
     loss: RewardLossWeights = field(default_factory=RewardLossWeights)
     device: str = "auto"
     seed: int = 0
     resume: bool = True
 
     def validate(self) -> None:
-        if min(self.epochs, self.batch_clips, self.per_clip, self.n_hard) < 1:
-            raise FacerlError("trainer.epochs, batch_clips, per_clip and n_hard must be >= 1")
+        if min(self.epochs, self.steps_per_epoch, self.batch_windows, self.n_hard, self.val_windows) < 1:
+            raise FacerlError("trainer.epochs, steps_per_epoch, batch_windows, n_hard and val_windows must be >= 1")
+        if self.batch_windows < 2:
+            raise FacerlError("trainer.batch_windows must be >= 2 (the other windows are the easy negatives)")
         if not 1 <= self.min_shift <= self.max_shift:
             raise FacerlError("trainer.min_shift must be >= 1 and <= trainer.max_shift")
         if not (self.lr > 0 and self.temperature > 0 and self.max_minutes >= 0):
             raise FacerlError("trainer.lr and trainer.temperature must be > 0, trainer.max_minutes >= 0")
+        if min(self.loss.contrastive, self.loss.lip, self.loss.real) < 0:
+            raise FacerlError("trainer.loss weights must be >= 0")
 
 
-def reward_losses(backbone: SpeechMeshTransformer, head: ScoreHead, wb: WindowBatch,
-                  temperature: float) -> dict[str, torch.Tensor]:
-    """All reward-model losses and accuracies for one window batch (tensors on the model's device)."""
+def reward_losses(backbone: SpeechMeshTransformer, head: ScoreHead, wb: WindowBatch, temperature: float,
+                  with_head: bool = True) -> dict[str, torch.Tensor]:
+    """All reward-model losses and accuracies for one window batch (tensors on the model's device).
+
+    ``pair_acc``: how often a mesh window is closer (cosine) to its aligned audio than to a shifted copy.
+    ``lip_acc``: balanced accuracy of the lip score at 0.5, aligned vs shifted by >= min_shift frames.
+    ``real_acc``: balanced accuracy of the realism score at 0.5, ground truth vs degraded.
+    """
     n, k = wb.hard_mel.shape[:2]
     v, a = backbone(wb.mesh, wb.mel)                                               # (N, E) each
-    _, hard_a = backbone(wb.mesh.repeat_interleave(k, 0), wb.hard_mel.flatten(0, 1))  # (N*K, E)
-    bad_v, _ = backbone(wb.degraded, wb.mel)                                       # (N, E)
-    hard_a = hard_a.view(n, k, -1)
-    contrastive = sync_contrastive_loss(v, a, hard_a, temperature)
+    hard_a = backbone.encode_audio(wb.hard_mel.flatten(0, 1)).view(n, k, -1)       # (N, K, E)
+    out = {"contrastive": sync_contrastive_loss(v, a, hard_a, temperature)}
+    with torch.no_grad():
+        aligned = F.cosine_similarity(v, a, dim=-1)[:, None]                       # (N, 1)
+        out["pair_acc"] = (aligned > F.cosine_similarity(v[:, None], hard_a, dim=-1)).float().mean()
+    if not with_head:
+        return out
+    bad_v = backbone.encode_mesh(wb.degraded)                                      # (N, E)
     other = torch.roll(torch.arange(n, device=v.device), shifts=max(1, n // 2))    # another window's audio
     pos = head(v, a)
-    neg_shift = head(v, hard_a[:, 0])
+    neg_shift = head(v.repeat_interleave(k, 0), hard_a.flatten(0, 1))              # (N*K,)
     neg_other = head(v, a[other])
     bad = head(bad_v, a)
-    ones, zeros = torch.ones(n, device=v.device), torch.zeros(n, device=v.device)
-    lip = (F.binary_cross_entropy_with_logits(pos.lip_logit, ones)
-           + 0.5 * F.binary_cross_entropy_with_logits(neg_shift.lip_logit, zeros)
-           + 0.5 * F.binary_cross_entropy_with_logits(neg_other.lip_logit, zeros))
-    real = (F.binary_cross_entropy_with_logits(pos.real_logit, ones)
-            + F.binary_cross_entropy_with_logits(bad.real_logit, zeros))
-    return {"contrastive": contrastive, "lip": lip, "real": real,
-            "lip_acc": ((pos.lip > 0.5).float().mean() + (neg_shift.lip < 0.5).float().mean()) / 2,
-            "real_acc": ((pos.real > 0.5).float().mean() + (bad.real < 0.5).float().mean()) / 2}
+    bce = F.binary_cross_entropy_with_logits
+    out["lip"] = (bce(pos.lip_logit, torch.ones_like(pos.lip_logit))
+                  + 0.5 * bce(neg_shift.lip_logit, torch.zeros_like(neg_shift.lip_logit))
+                  + 0.5 * bce(neg_other.lip_logit, torch.zeros_like(neg_other.lip_logit)))
+    out["real"] = (bce(pos.real_logit, torch.ones_like(pos.real_logit))
+                   + bce(bad.real_logit, torch.zeros_like(bad.real_logit)))
+    out["lip_acc"] = ((pos.lip > 0.5).float().mean() + (neg_shift.lip < 0.5).float().mean()).detach() / 2
+    out["real_acc"] = ((pos.real > 0.5).float().mean() + (bad.real < 0.5).float().mean()).detach() / 2
+    return out
 
 
-def _to(wb: WindowBatch, device) -> WindowBatch:
-    return WindowBatch(wb.mesh.to(device), wb.mel.to(device), wb.hard_mel.to(device), wb.shifts,
-                       wb.degraded.to(device), wb.degradation, wb.clip)
+def total_loss(out: dict[str, torch.Tensor], weights: RewardLossWeights) -> torch.Tensor:
+    loss = weights.contrastive * out["contrastive"]
+    if weights.head:
+        loss = loss + weights.lip * out["lip"] + weights.real * out["real"]
+    return loss
 
 
 @torch.no_grad()
-def validate_reward(backbone, head, clips, rc: RewardTrainConfig, device, seed: int = 1234) -> dict[str, float]:
-    """Held-out speakers: mean losses and accuracies over fixed windows (same windows every epoch)."""
+def validate_reward(backbone, head, windows: WindowBatch, rc: RewardTrainConfig, device,
+                    chunk: int = 256) -> dict[str, float]:
+    """Held-out speakers: mean losses and accuracies over fixed windows (the same every epoch)."""
     backbone.eval()
     head.eval()
-    rng = np.random.default_rng(seed)
     sums: dict[str, float] = {}
-    batches = 0
-    for start in range(0, len(clips), rc.batch_clips):
-        wb = sample_windows(collate(clips[start: start + rc.batch_clips]), rng, rc.per_clip, rc.n_hard,
-                            rc.min_shift, rc.max_shift)
-        out = reward_losses(backbone, head, _to(wb, device), rc.temperature)
+    n = len(windows.mesh)
+    for start in range(0, n, chunk):
+        part = _slice(windows, start, start + chunk)
+        out = reward_losses(backbone, head, part.to(device), rc.temperature, rc.loss.head)
         for key, value in out.items():
-            sums[key] = sums.get(key, 0.0) + value.item()
-        batches += 1
+            sums[key] = sums.get(key, 0.0) + value.item() * len(part.mesh) / n
     backbone.train()
     head.train()
-    return {key: value / max(batches, 1) for key, value in sums.items()}
+    return sums
+
+
+def _slice(wb: WindowBatch, lo: int, hi: int) -> WindowBatch:
+    return WindowBatch(wb.mesh[lo:hi], wb.mel[lo:hi], wb.hard_mel[lo:hi], wb.shifts[lo:hi], wb.degraded[lo:hi],
+                       wb.degradation[lo:hi], wb.clip[lo:hi], wb.start[lo:hi])
+
+
+@torch.no_grad()
+def generate_motion(checkpoint: str, clips: list[Clip], device, chunk: int = 8) -> list[torch.Tensor]:
+    """An actor's deterministic output for every clip under the clip's own style (average style for
+    unseen speakers): motion (T, P) in metres from each clip's template, on the CPU."""
+    from facerl.eval.predict import audio_features
+    from facerl.models.checkpoint import load_actor
+
+    actor, _, _ = load_actor(checkpoint, device)
+    out = []
+    for start in tqdm(range(0, len(clips), chunk), desc="actor outputs (realism negatives)", unit="batch",
+                      leave=False):
+        part = clips[start:start + chunk]
+        batch = collate(part).to(device)
+        style = batch.style.clamp_min(-1)
+        motion = actor.generate(audio_features(actor, batch), style).motion                # (B, T, K)
+        offsets = actor.motion.decode(motion).cpu()                                        # (B, T, P)
+        out += [offsets[i, :len(c.vertices)] for i, c in enumerate(part)]
+    return out
+
+
+def prepare(clips: list[Clip], generated: list[torch.Tensor] | None, desc: str) -> list[RewardClip]:
+    gen = generated or [None] * len(clips)
+    return [prepare_clip(c, g) for c, g in tqdm(list(zip(clips, gen)), desc=desc, unit="clip", leave=False)]
 
 
 def train_reward(cfg: DictConfig) -> Path:
-    """Train backbone + head; returns the reward folder (backbone.pt, head.pt, last.pt)."""
+    """Train backbone + head (``stage=reward``) or a judge backbone (``stage=judge``); returns the folder
+    ``<run>/<stage>/`` holding backbone.pt, head.pt and last.pt."""
     rc = to_dataclass(RewardTrainConfig, cfg.trainer, "trainer.")
     bc = to_dataclass(BackboneConfig, cfg.reward, "reward.")
     rc.validate()
+    if bc.width % bc.heads:
+        raise FacerlError(f"reward.width ({bc.width}) must be divisible by reward.heads ({bc.heads})")
     device = resolve_device(rc.device)
-    data_gen = seed_everything(rc.seed)
-    rng = np.random.default_rng(rc.seed)
-    out_dir = Path(cfg.paths.run_dir) / "reward"
+    seed_everything(rc.seed)
+    out_dir = Path(cfg.paths.run_dir) / str(cfg.stage)
+    last_path = out_dir / "last.pt"
+    resuming = rc.resume and last_path.exists()
+    ckpt = load_checkpoint(last_path, REWARD_KIND) if resuming else None
+    if ckpt is not None and ckpt["config"]["reward"] != OmegaConf.to_container(cfg.reward, resolve=True):
+        raise FacerlError(f"{last_path} was trained with another reward config; "
+                          "use another run_name or trainer.resume=false")
 
     spec = spec_from_config(cfg.dataset)
-    train_clips = preload(VocaDataset(spec, "train", with_phones=False), "loading train clips", True)
-    val_clips = preload(VocaDataset(spec, "val", with_phones=False), "loading val clips", True)
-    n_coords = train_clips[0].vertices.shape[1]
+    train_raw = preload(VocaDataset(spec, "train", with_phones=False), "loading train clips", True)
+    val_raw = preload(VocaDataset(spec, "val", with_phones=False), "loading val clips", True)
+    generated = generate_motion(rc.actor_checkpoint, train_raw, device) if rc.actor_checkpoint else None
+    train_clips = prepare(train_raw, generated, "train log-mel")
+    val_clips = prepare(val_raw, None, "val log-mel")
+    del train_raw, val_raw
+    n_coords = train_clips[0].motion.shape[1]
+    val_windows = sample_windows(val_clips, rc.val_windows, np.random.default_rng(1234), rc.n_hard,
+                                 rc.min_shift, rc.max_shift)
 
-    backbone = SpeechMeshTransformer(n_coords, bc).to(device)
+    backbone = SpeechMeshTransformer(n_coords, bc)
+    backbone.set_mel_stats(torch.cat([c.mel for c in train_clips]))
+    backbone.to(device)
     head = ScoreHead(bc.embed).to(device)
-    params = list(backbone.parameters()) + list(head.parameters())
+    params = list(backbone.parameters()) + (list(head.parameters()) if rc.loss.head else [])
     opt = torch.optim.AdamW(params, lr=rc.lr)
-    last_path = out_dir / "last.pt"
+    rng = np.random.default_rng(rc.seed)
     step, first_epoch, history, best = 0, 1, [], {"score": -math.inf, "epoch": 0}
-    if rc.resume and last_path.exists():
-        ckpt = load_checkpoint(last_path, REWARD_KIND)
-        if ckpt["config"]["reward"] != OmegaConf.to_container(cfg.reward, resolve=True):
-            raise FacerlError(f"{last_path} was trained with another reward config; "
-                              "use another run_name or trainer.resume=false")
+    if ckpt is not None:
         backbone.load_state_dict(ckpt["backbone"])
         head.load_state_dict(ckpt["head"])
         opt.load_state_dict(ckpt["optimizer"])
         step, first_epoch, history, best = ckpt["step"], ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
         restore_rng(ckpt["rng"])
-        data_gen.set_state(ckpt["rng"]["data"])
         rng = np.random.default_rng([rc.seed, first_epoch])
         print(f"resuming {last_path} at epoch {first_epoch}")
-    loader = DataLoader(train_clips, batch_size=rc.batch_clips, sampler=RandomSampler(train_clips, generator=data_gen),
-                        collate_fn=collate)
+
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out_dir / "tensorboard"))
-    print(f"reward model: {sum(p.numel() for p in params) / 1e6:.2f} M parameters, {len(train_clips)} train / "
-          f"{len(val_clips)} val clips, device {device}")
+    what = "score head + backbone" if rc.loss.head else "backbone only"
+    print(f"{cfg.stage} model ({what}): {sum(p.numel() for p in params) / 1e6:.2f} M trained parameters, "
+          f"{len(train_clips)} train / {len(val_clips)} val clips"
+          f"{', actor outputs as realism negatives' if generated else ''}, device {device}")
     t_start = time.perf_counter()
     for epoch in range(first_epoch, rc.epochs + 1):
         t_epoch = time.perf_counter()
-        bar = tqdm(loader, desc=f"reward epoch {epoch}/{rc.epochs}", unit="batch", leave=False)
-        for batch in bar:
-            wb = _to(sample_windows(batch, rng, rc.per_clip, rc.n_hard, rc.min_shift, rc.max_shift), device)
-            out = reward_losses(backbone, head, wb, rc.temperature)
-            loss = rc.loss.contrastive * out["contrastive"] + rc.loss.lip * out["lip"] + rc.loss.real * out["real"]
+        bar = tqdm(range(rc.steps_per_epoch), desc=f"{cfg.stage} epoch {epoch}/{rc.epochs}", unit="step",
+                   leave=False)
+        for _ in bar:
+            wb = sample_windows(train_clips, rc.batch_windows, rng, rc.n_hard, rc.min_shift, rc.max_shift)
+            out = reward_losses(backbone, head, wb.to(device), rc.temperature, rc.loss.head)
+            loss = total_loss(out, rc.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-            bar.set_postfix(loss=f"{loss.item():.3f}", lip_acc=f"{out['lip_acc'].item():.2f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", pair_acc=f"{out['pair_acc'].item():.2f}")
             for key, value in out.items():
                 writer.add_scalar(f"train/{key}", value.item(), step)
-        val = validate_reward(backbone, head, val_clips, rc, device)
+        val = validate_reward(backbone, head, val_windows, rc, device)
         for key, value in val.items():
             writer.add_scalar(f"val/{key}", value, step)
-        score = val["lip_acc"] + val["real_acc"]
+        score = val["lip_acc"] + val["real_acc"] if rc.loss.head else val["pair_acc"]
         elapsed = time.perf_counter() - t_start
         out_of_time = rc.max_minutes > 0 and elapsed + (time.perf_counter() - t_epoch) > rc.max_minutes * 60
         record = {"epoch": epoch, "step": step, "time_s": round(elapsed, 1), **{f"val_{k}": v for k, v in val.items()}}
         history.append(record)
-        meta = {"n_coords": n_coords, "backbone_config": OmegaConf.to_container(cfg.reward, resolve=True)}
+        meta = {"n_coords": n_coords, "backbone_config": OmegaConf.to_container(cfg.reward, resolve=True),
+                "stage": str(cfg.stage), "head_trained": rc.loss.head}
         common = {"kind": REWARD_KIND, "meta": meta, "config": OmegaConf.to_container(cfg, resolve=True),
                   "metrics": record, "step": step, "epoch": epoch}
         if score > best["score"]:
             best = {"score": score, "epoch": epoch}
             save_checkpoint(out_dir / "backbone.pt", {**common, "backbone": backbone.state_dict()})
             save_checkpoint(out_dir / "head.pt", {**common, "head": head.state_dict()})
+        finished = epoch == rc.epochs or out_of_time
         save_checkpoint(last_path, {**common, "backbone": backbone.state_dict(), "head": head.state_dict(),
                                     "optimizer": opt.state_dict(), "history": history, "best": best,
-                                    "rng": {**rng_state(), "data": data_gen.get_state()}})
-        print(f"reward epoch {epoch:3d}/{rc.epochs}: val sync acc {val['lip_acc']:.3f}, "
-              f"real acc {val['real_acc']:.3f}, contrastive {val['contrastive']:.3f} "
-              f"({elapsed / 60:.1f} min elapsed)", flush=True)
+                                    "finished": finished, "rng": rng_state()})
+        heads = f", lip acc {val['lip_acc']:.3f}, real acc {val['real_acc']:.3f}" if rc.loss.head else ""
+        print(f"{cfg.stage} epoch {epoch:3d}/{rc.epochs}: val pair acc {val['pair_acc']:.3f}{heads}, "
+              f"contrastive {val['contrastive']:.3f} ({elapsed / 60:.1f} min elapsed)", flush=True)
         if out_of_time:
             print(f"stopping after epoch {epoch}: trainer.max_minutes={rc.max_minutes} reached")
             break
     writer.close()
-    print(f"best val (sync acc + real acc) {best['score']:.3f} at epoch {best['epoch']}: {out_dir}")
+    print(f"best val score {best['score']:.3f} at epoch {best['epoch']}: {out_dir}")
     return out_dir
