@@ -198,6 +198,33 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")
 
 
+def cmd_evaluate_reward(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.data.dataset import spec_from_config
+    from facerl.eval.reward_report import calibrate, write_calibration
+    from facerl.train.common import resolve_device
+
+    cfg = _cfg(extra)
+    reward = Path(args.reward or _run_dir_file(cfg, "reward"))
+    judge = Path(args.judge or _run_dir_file(cfg, "judge"))
+    actor = Path(args.actor or _run_dir_file(cfg, "actor", "best.pt"))
+    if not (reward / "backbone.pt").is_file():
+        raise FacerlError(f"no trained reward model in {reward} (train one: facerl train experiment=reward)")
+    judge_dir = judge if (judge / "backbone.pt").is_file() else None
+    if args.judge and judge_dir is None:
+        raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
+    if args.actor and not actor.is_file():
+        raise FacerlError(f"actor checkpoint not found: {actor}")
+    if judge_dir is None:
+        print(f"no judge in {judge}: judge columns left out (facerl train experiment=judge)")
+    report = calibrate(reward, spec_from_config(cfg.dataset), args.split, judge_dir,
+                       actor if actor.is_file() else None, resolve_device(args.device))
+    out = Path(args.out or _run_dir_file(cfg, "evaluation", f"reward_{args.split}"))
+    print(write_calibration(report, out))
+    print(f"wrote {out}/calibration.md, calibration.json, calibration.png")
+
+
 def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.animate import animate
     from facerl.train.common import resolve_device
@@ -234,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facerl", formatter_class=fmt, epilog=EPILOG,
         description="facerl: speech-driven 3D facial animation that looks right.\n\n"
                     "Stages: `data` builds or converts a VOCASET-layout dataset, `train` trains the actor, "
-                    "`test` generates held-out results, `evaluate` scores them, `animate` turns any speech "
+                    "the reward model and the judge, `test` generates held-out results, `evaluate` scores them, "
+                    "`evaluate-reward` calibrates the reward model, `score` scores any method's output with "
+                    "it, `animate` turns any speech "
                     "into an animation, `render` turns vertex sequences into mp4 with sound, `pipeline` "
                     "runs everything on the embedded default.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -297,13 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--still-frame", type=int_at_least(0), default=0, help="frame (at the input rate) for --still")
     r.set_defaults(func=cmd_render)
 
-    t = sub.add_parser("train", formatter_class=fmt, epilog=_config_help(("trainer", "supervised"),
-                                                                          ("model", "faceformer")) + EPILOG,
-                       help="train a stage: experiment=supervised (the FaceFormer actor; default)",
+    t = sub.add_parser("train", formatter_class=fmt,
+                       epilog=_config_help(("trainer", "supervised"), ("model", "faceformer"), ("trainer", "reward"),
+                                           ("reward", "small")) + EPILOG,
+                       help="train a stage: experiment=supervised (the FaceFormer actor; default), "
+                            "experiment=reward (reward model), experiment=judge (independent sync judge)",
                        description="Train one stage, configured by a Hydra experiment (conf/experiment/): "
                                    "`facerl train experiment=supervised run_name=myrun trainer.epochs=20`.\n"
-                                   "Writes runs/<run_name>/actor/{best,last}.pt and TensorBoard logs; resumes "
-                                   "from last.pt (trainer.resume=false to start over). Multi-process: "
+                                   "experiment=supervised writes runs/<run_name>/actor/{best,last}.pt; "
+                                   "experiment=reward writes runs/<run_name>/reward/{backbone,head,last}.pt "
+                                   "(trainer.actor_checkpoint=... adds an actor's outputs as realism negatives); "
+                                   "experiment=judge writes runs/<run_name>/judge/ (evaluation only).\n"
+                                   "Every stage logs to TensorBoard and resumes "
+                                   "from last.pt (trainer.resume=false to start over). Multi-process (supervised): "
                                    "`torchrun --nproc_per_node 2 -m facerl.cli train ...`.")
     t.set_defaults(func=cmd_train)
 
@@ -347,6 +382,25 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--faces", help="(F, 3) triangle .npy (default: from the checkpoint)")
     an.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     an.set_defaults(func=cmd_animate)
+
+    from facerl.reward.score_command import add_score_parser  # no torch at import: help stays fast
+    add_score_parser(sub, fmt)
+
+    er = sub.add_parser("evaluate-reward", formatter_class=fmt, epilog=EPILOG,
+                        help="calibration report of the reward model and the judge on held-out speakers",
+                        description="Scores held-out clips with their audio moved by -15..15 frames and with "
+                                    "degraded motion: sync accuracy (lip score at 0.5, aligned vs shifted >= 2 "
+                                    "frames), offset accuracy (per clip, is the best-scoring shift 0?), realism "
+                                    "AUC per degradation, ground truth vs the supervised actor, and how often "
+                                    "the judge agrees with the reward. Writes calibration.{md,json,png}.")
+    er.add_argument("--split", default="test", choices=["val", "test"], help="held-out split (default test)")
+    er.add_argument("--reward", help="reward folder (default runs/<run_name>/reward)")
+    er.add_argument("--judge", help="judge folder (default runs/<run_name>/judge, skipped if absent)")
+    er.add_argument("--actor", help="actor checkpoint to compare with ground truth "
+                                    "(default runs/<run_name>/actor/best.pt, skipped if absent)")
+    er.add_argument("--out", help="output folder (default runs/<run_name>/evaluation/reward_<split>)")
+    er.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    er.set_defaults(func=cmd_evaluate_reward)
 
     pl = sub.add_parser("pipeline", help="the main job: corpus -> actor -> test scores -> side-by-side video",
                         epilog=EPILOG, formatter_class=fmt)

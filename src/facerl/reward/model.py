@@ -3,11 +3,13 @@
 Dimensions: B windows, L frames per window (5), P = V*3 coordinates, F*L mel frames (20), M mel bins
 (128), D tower width, E embedding size (512).
 
-Each video frame of a mesh window is one token (a linear map of its motion in millimetres): five
-tokens are enough for a transformer to see the opening/closing dynamics, and tokens per frame keep the
-tower independent of the mesh topology (VOCASET's 5,023 vertices or our 4,784) except for its first
-layer. Each mel frame of the audio window is one token likewise. Both towers flatten their tokens
-(order matters for sync) and project to E; sync is their cosine similarity.
+Each video frame of a mesh window is one token (a linear map of its motion, each coordinate divided by
+its training scale): five tokens are enough for a transformer to see the opening/closing dynamics, and
+tokens per frame keep the tower independent of the mesh topology (VOCASET's 5,023 vertices or our
+4,784) except for its first layer. The audio window is tokenised the same way, one token per video
+frame made of its 4 mel frames (a patch): 4x fewer tokens than one per mel frame, so the audio tower,
+which also encodes every hard negative, costs a quarter. Both towers flatten their tokens (order matters
+for sync) and project to E; sync is their cosine similarity.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import nn
 
 from facerl.reward.windows import MEL_PER_FRAME, N_MELS, WINDOW
 
-MM = 1000.0  # metres -> millimetres: motion of a few mm becomes O(1) inputs
+MESH_FLOOR_M = 1e-4  # 0.1 mm: the smallest per-coordinate scale of the mesh input
 
 
 @dataclass
@@ -62,24 +64,30 @@ class SpeechMeshTransformer(nn.Module):
         self.cfg = cfg or BackboneConfig()
         self.n_coords = n_coords
         self.mesh = _Tower(n_coords, WINDOW, self.cfg)
-        self.audio = _Tower(N_MELS, WINDOW * MEL_PER_FRAME, self.cfg)
+        self.audio = _Tower(MEL_PER_FRAME * N_MELS, WINDOW, self.cfg)
+        # Per-coordinate scale of the training motion (floored at MESH_FLOOR_M): still vertices stay still
+        # in training data, so noise on them stands out instead of drowning in the lips' millimetres.
+        self.register_buffer("mesh_scale", torch.full((n_coords,), MESH_FLOOR_M))
         # Per-bin statistics of the training log-mel (raw log-mel has mean ~-4, std ~4): fitted once by the
         # trainer, saved with the weights. Without them the audio tower barely learned (val sync 51 %).
         self.register_buffer("mel_mean", torch.zeros(N_MELS))
         self.register_buffer("mel_std", torch.ones(N_MELS))
 
-    def set_mel_stats(self, mel: torch.Tensor) -> None:
-        """Fit the normalisation to training log-mel frames (N, M)."""
+    def set_input_stats(self, motion: torch.Tensor, mel: torch.Tensor) -> None:
+        """Fit the input normalisation to training motion frames (N, P) and log-mel frames (N', M)."""
+        self.mesh_scale.copy_(motion.std(0).clamp_min(MESH_FLOOR_M))
         self.mel_mean.copy_(mel.mean(0))
         self.mel_std.copy_(mel.std(0).clamp_min(1e-3))
 
     def encode_mesh(self, mesh: torch.Tensor) -> torch.Tensor:
         """(B, L, P) motion in metres from the template -> vertex_feat (B, E)."""
-        return self.mesh(mesh * MM)
+        return self.mesh(mesh / self.mesh_scale)
 
     def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, 1, F*L, M) raw log-mel -> audio_feat (B, E)."""
-        return self.audio((mel[:, 0] - self.mel_mean) / self.mel_std)
+        """(B, 1, F*L, M) raw log-mel -> audio_feat (B, E); one token per video frame (its F mel frames)."""
+        b, _, n, m = mel.shape
+        x = (mel[:, 0] - self.mel_mean) / self.mel_std                       # (B, F*L, M)
+        return self.audio(x.reshape(b, n // MEL_PER_FRAME, MEL_PER_FRAME * m))  # (B, L, F*M) -> (B, E)
 
     def forward(self, mesh: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_mesh(mesh), self.encode_audio(mel)

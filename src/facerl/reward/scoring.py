@@ -4,7 +4,8 @@ Dimensions: T frames (30 fps), P = V*3 coordinates, W = T - L + 1 windows (strid
 length (5), F*L mel frames per window (20), M mel bins (128), S shifts, E embedding size.
 
 A sequence is scored as motion offsets (T, P) (metres from the speaker's template) plus its log-mel
-(F*T, M) from :func:`facerl.reward.windows.reward_mel`; every 5-frame window gets a lip, real and value
+(F*T, M) from :func:`facerl.reward.windows.reward_mel` (which pads audio shorter than the motion by
+repeating its last frame: callers that care compare the lengths first); every 5-frame window gets a lip, real and value
 score. :func:`sync_by_shift` gives a backbone's cosine sync per window for each audio shift, which the
 calibration report and the judge use for offset estimates.
 """
@@ -19,8 +20,8 @@ from torch import nn
 
 from facerl.config import to_dataclass
 from facerl.errors import FacerlError
-from facerl.reward.model import BackboneConfig, Scores, ScoreHead, SpeechMeshTransformer
-from facerl.reward.windows import WINDOW, mel_windows, mesh_windows
+from facerl.reward.model import BackboneConfig, ScoreHead, Scores, SpeechMeshTransformer
+from facerl.reward.windows import MEL_PER_FRAME, WINDOW, mel_windows, mesh_windows
 
 REWARD_KIND = "facerl-reward"
 
@@ -37,10 +38,11 @@ class RewardModel(nn.Module):
 
 
 def _checkpoint(path: str | os.PathLike, name: str) -> dict:
+    """``name`` from a reward / judge folder; a file path stands for its folder."""
     from facerl.train.common import load_checkpoint
 
     path = Path(path)
-    return load_checkpoint(path / name if path.is_dir() else path, REWARD_KIND)
+    return load_checkpoint((path if path.is_dir() else path.parent) / name, REWARD_KIND)
 
 
 def load_backbone(path: str | os.PathLike, device: torch.device | str = "cpu") -> SpeechMeshTransformer:
@@ -73,11 +75,14 @@ def check_sequence(backbone: SpeechMeshTransformer, motion: torch.Tensor, mel: t
         raise FacerlError(f"a sequence needs at least {WINDOW} frames (1/6 s at 30 fps) to be scored; it has {t}")
     if mel.shape[0] < 4 * t:
         raise FacerlError(f"the audio is shorter than the motion ({mel.shape[0] / 120:.2f} s vs {t / 30:.2f} s)")
+    if not torch.isfinite(motion).all():
+        raise FacerlError("the motion holds NaN or infinite values")
 
 
 def windows(motion: torch.Tensor, mel: torch.Tensor, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, P), (F*T, M) -> mesh windows (W, L, P) and mel windows (W, 1, F*L, M), audio moved by ``shift``."""
-    return mesh_windows(motion[None])[0], mel_windows(mel[None], shift=shift)[0]
+    """(T, P), (>= F*T, M) -> mesh windows (W, L, P) and mel windows (W, 1, F*L, M), audio moved by
+    ``shift``. Mel frames beyond the motion are ignored."""
+    return mesh_windows(motion[None])[0], mel_windows(mel[None, :MEL_PER_FRAME * len(motion)], shift=shift)[0]
 
 
 def score_sequence(model: RewardModel, motion: torch.Tensor, mel: torch.Tensor, chunk: int = 1024) -> Scores:
@@ -99,6 +104,7 @@ def features_by_shift(backbone: SpeechMeshTransformer, motion: torch.Tensor, mel
     check_sequence(backbone, motion, mel)
     device = backbone.mel_mean.device
     mesh, _ = windows(motion, mel)
+    mel = mel[:MEL_PER_FRAME * len(motion)]
     v = torch.cat([backbone.encode_mesh(mesh[lo:lo + chunk].to(device)) for lo in range(0, len(mesh), chunk)])
     audio = []
     for k in shifts:

@@ -6,7 +6,8 @@ actor outputs) -> backbone (+ mel normalisation) + head -> optimiser (+ resume) 
 validation on fixed windows of the held-out val speakers -> checkpoints ``<run>/<stage>/{backbone,head,last}.pt``.
 
 Each step, :func:`facerl.reward.data.sample_windows` draws N windows from random clips with their aligned
-audio, K shifted-audio hard negatives and a degraded (or actor-generated) copy. Losses (named weights in ``trainer.loss``):
+audio, K shifted-audio hard negatives and a degraded (or actor-generated) copy. Losses (named weights
+in ``trainer.loss``):
 * ``contrastive``: InfoNCE between mesh and audio features (batch audio + hard negatives);
 * ``lip``: BCE of the lip score: aligned = 1; audio shifted >= 2 frames, or from another clip = 0;
 * ``real``: BCE of the realism score: ground-truth motion = 1, degraded motion = 0 (with aligned audio).
@@ -43,7 +44,6 @@ from facerl.train.common import (
     seed_everything,
 )
 from facerl.train.supervised import preload
-
 
 
 @dataclass
@@ -210,7 +210,7 @@ def train_reward(cfg: DictConfig) -> Path:
                                  rc.min_shift, rc.max_shift)
 
     backbone = SpeechMeshTransformer(n_coords, bc)
-    backbone.set_mel_stats(torch.cat([c.mel for c in train_clips]))
+    backbone.set_input_stats(torch.cat([c.motion[::3] for c in train_clips]), torch.cat([c.mel for c in train_clips]))
     backbone.to(device)
     head = ScoreHead(bc.embed).to(device)
     params = list(backbone.parameters()) + (list(head.parameters()) if rc.loss.head else [])
