@@ -184,6 +184,7 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
 
     from facerl.data.dataset import spec_from_config
     from facerl.eval.evaluate import evaluate, write_report
+    from facerl.train.common import resolve_device
 
     cfg = _cfg(extra)
     methods = {}
@@ -192,7 +193,13 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
         if not sep or not name or not folder:
             raise FacerlError(f"--results takes NAME=FOLDER, got {item!r}")
         methods[name] = Path(folder)
-    rows = evaluate(spec_from_config(cfg.dataset), args.split, methods)
+    judge = None if args.no_judge else Path(args.judge or _run_dir_file(cfg, "judge"))
+    if judge is not None and not (judge / "backbone.pt").is_file():
+        if args.judge:
+            raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
+        print(f"no judge in {judge}: the sync (judge) columns stay empty (facerl train experiment=judge)")
+        judge = None
+    rows = evaluate(spec_from_config(cfg.dataset), args.split, methods, judge, str(resolve_device(args.device)))
     out = Path(args.out or _run_dir_file(cfg, "evaluation", args.split))
     print(write_report(rows, out, args.split))
     print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")
@@ -357,13 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
     te.set_defaults(func=cmd_test)
 
     ev = sub.add_parser("evaluate", formatter_class=fmt, epilog=EPILOG,
-                        help="score result folders: LVE, max lip error, FDD, MVE, closure rate, MTM, SLCC, jitter",
+                        help="score result folders: LVE, max lip error, FDD, MVE, closure rate, MTM, SLCC, jitter, "
+                             "judge sync",
                         description="Prints one table row per method (static template and ground truth are "
-                                    "always included) and writes metrics.md / .json / .csv.")
+                                    "always included) and writes metrics.md / .json / .csv. With a trained "
+                                    "judge, `sync (judge)` is the judge's mean cosine of aligned windows minus "
+                                    "that of audio shifted 2..15 frames (higher = more in sync) and `offset acc "
+                                    "(judge)` how often the judge's best audio shift for a sequence is 0.")
     ev.add_argument("--results", action="append", metavar="NAME=FOLDER",
                     help="a method's results folder (repeatable; default supervised=runs/<run_name>/results)")
     ev.add_argument("--split", default="test", choices=["val", "test"], help="held-out split (default test)")
     ev.add_argument("--out", help="report folder (default runs/<run_name>/evaluation/<split>)")
+    ev.add_argument("--judge", help="judge folder (default runs/<run_name>/judge when it exists)")
+    ev.add_argument("--no-judge", action="store_true", help="leave the sync (judge) columns out")
+    ev.add_argument("--device", default="auto", help="device of the judge: auto | cpu | cuda (default auto)")
     ev.set_defaults(func=cmd_evaluate)
 
     an = sub.add_parser("animate", formatter_class=fmt, epilog=EPILOG,

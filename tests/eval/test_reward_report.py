@@ -109,3 +109,26 @@ def test_evaluate_reward_without_a_model_is_a_one_line_error(tiny_corpus, tmp_pa
     err = capsys.readouterr().err
     assert "no trained reward model" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_fills_the_judge_columns(reward_run, tiny_corpus):
+    import numpy as np
+
+    from facerl.data.dataset import VocaDataset, spec_from_corpus
+
+    root, common, _ = reward_run
+    results = root / "gt_results"
+    results.mkdir()
+    ds = VocaDataset(spec_from_corpus(str(tiny_corpus)), "test", with_phones=False)
+    for i in range(len(ds)):
+        np.save(results / f"{ds[i].name}_condition_average.npy", ds[i].vertices.numpy())
+    out = root / "eval"
+    assert main(["evaluate", "--results", f"copy={results}", "--out", str(out), "--device", "cpu", *common]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    gt, copy = rows["ground truth"], rows["copy (average style)"]
+    assert gt["judge_sync"] is not None and 0.0 <= gt["judge_offset_acc"] <= 1.0
+    assert copy["judge_sync"] == pytest.approx(gt["judge_sync"], abs=1e-5)   # the same motion, scored alike
+    assert "sync (judge)" in (out / "metrics.md").read_text()
+    assert main(["evaluate", "--results", f"copy={results}", "--out", str(out), "--no-judge", *common]) == 0
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert all(r["judge_sync"] is None for r in rows)

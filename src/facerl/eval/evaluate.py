@@ -40,6 +40,8 @@ COLUMNS = [
     ("mtm_ms", "MTM (ms)", 1.0, "{:.1f}"),
     ("slcc", "SLCC", 1.0, "{:.3f}"),
     ("jitter", "jitter (x GT)", 1.0, "{:.3f}"),
+    ("judge_sync", "sync (judge)", 1.0, "{:.3f}"),
+    ("judge_offset_acc", "offset acc (judge, %)", 100.0, "{:.1f}"),
 ]
 
 
@@ -53,6 +55,7 @@ class Reference:
     template: np.ndarray        # (V, 3)
     phones: list[Phone] | None
     speech_rms: float
+    audio: np.ndarray           # (S,) 16 kHz
 
 
 @dataclass
@@ -83,16 +86,17 @@ def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Reg
         t = len(clip.vertices)
         refs.append(Reference(clip.name, clip.subject, clip.vertices.numpy().reshape(t, -1, 3),
                               clip.template.numpy().reshape(-1, 3), clip.phones,
-                              M.speech_intensity(read_wav(ds.layout.wav(clip.name)))))
+                              M.speech_intensity(read_wav(ds.layout.wav(clip.name))), clip.audio.numpy()))
     return refs, regions
 
 
 def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
-          conditions: list[str] | None = None) -> dict[str, float]:
+          conditions: list[str] | None = None, judge: Judge | None = None) -> dict[str, float]:
     """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions.
 
     ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
     (speaker, condition), so style-to-style gain differences do not count as lip variance.
+    ``judge`` adds the judge's sync margin (mean over sequences) and offset accuracy (per sequence).
     """
     preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
     groups = [f"{r.subject}|{c}" for (r, _), c in zip(pairs, conditions or [""] * len(pairs))]
@@ -106,8 +110,14 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
                                          np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
                                          speakers=groups),
         "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
+        "judge_sync": math.nan, "judge_offset_acc": math.nan,
         "sequences": len(pairs),
     }
+    if judge is not None:
+        judged = [judge(r, p) for r, p in pairs]
+        out["judge_sync"] = float(np.mean([m for m, _ in judged]))
+        offsets = [o for _, o in judged if o is not None]
+        out["judge_offset_acc"] = float(np.mean([o == 0 for o in offsets])) if offsets else math.nan
     pair = regions.inner_lip_pair
     if pair is not None:
         openings = [M.lip_opening(p, r.template, pair) for r, p in pairs]
@@ -158,18 +168,43 @@ def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Re
     return groups
 
 
-def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path]) -> list[dict]:
-    """Rows (dicts) for the static template, the ground truth and each named results folder."""
+class Judge:
+    """The judge's (sync margin, offset estimate) of a prediction (T, V, 3) of a reference clip."""
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        from facerl.eval.reward_report import JudgeScorer
+        from facerl.reward.scoring import load_backbone
+
+        self.scorer = JudgeScorer(load_backbone(folder, device))
+        self.mels: dict = {}
+
+    def __call__(self, ref: Reference, pred: np.ndarray) -> tuple[float, int | None]:
+        import torch
+
+        from facerl.reward.windows import reward_mel
+
+        t = len(pred)
+        if ref.name not in self.mels:
+            self.mels[ref.name] = reward_mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0]
+        motion = torch.from_numpy((pred - ref.template[None]).reshape(t, -1).astype(np.float32))
+        return self.scorer(ref.name, motion, self.mels[ref.name][:4 * t])
+
+
+def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir: Path | None = None,
+             device: str = "cpu") -> list[dict]:
+    """Rows (dicts) for the static template, the ground truth and each named results folder; with a judge
+    (``<run>/judge``), the `sync (judge)` columns too."""
     refs, regions = load_references(spec, split)
+    judge = Judge(judge_dir, device) if judge_dir is not None else None
     rows = [{"method": "static template", **score([(r, np.repeat(r.template[None], len(r.vertices), 0))
-                                                   for r in refs], regions)},
-            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions)}]
+                                                   for r in refs], regions, judge=judge)},
+            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge)}]
     for name, folder in methods.items():
         groups = read_results(Path(folder), refs)
         for key, label in (("all", name), ("average", f"{name} (average style)")):
             if groups[key]:
                 pairs = [(r, p) for r, p, _ in groups[key]]
-                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]])})
+                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge)})
     return rows
 
 

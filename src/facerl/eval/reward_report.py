@@ -32,7 +32,14 @@ from facerl.errors import FacerlError
 from facerl.reward.data import prepare_clip
 from facerl.reward.degrade import DEGRADATIONS, degrade
 from facerl.reward.model import SpeechMeshTransformer
-from facerl.reward.scoring import RewardModel, features_by_shift, load_backbone, load_reward, score_sequence
+from facerl.reward.scoring import (
+    RewardModel,
+    features_by_shift,
+    load_backbone,
+    load_reward,
+    score_sequence,
+    windows,
+)
 from facerl.utils.io import atomic_path, save_text
 
 MAX_SHIFT = 15
@@ -112,15 +119,30 @@ def judge_by_shift(judge: SpeechMeshTransformer, motion: torch.Tensor, mel: torc
     return torch.nn.functional.cosine_similarity(v[None], a, dim=-1).cpu()
 
 
-def judge_sync(judge: SpeechMeshTransformer, motion: torch.Tensor, mel: torch.Tensor) -> tuple[float, int | None]:
-    """(sync margin, offset estimate) of one sequence by the judge. The margin is the mean cosine of the
-    aligned windows minus their mean cosine with audio shifted by 2..15 frames (SyncNet's confidence,
-    in cosine units): higher is more in sync; ~0 means the judge sees no sync."""
-    score = judge_by_shift(judge, motion, mel)
-    valid = valid_mask(score.shape[1])
-    far = valid & (torch.tensor(SHIFTS).abs() >= MIN_SHIFT)[:, None]
-    margin = float(score[SHIFTS.index(0)].mean()) - float(score[far].mean())
-    return margin, offset_estimate(score)
+def sync_margin(score: torch.Tensor) -> float:
+    """Mean score of the aligned windows minus their mean score with audio shifted by 2..15 frames
+    (SyncNet's confidence, here in cosine units): higher is more in sync, ~0 means no sync seen."""
+    far = valid_mask(score.shape[1]) & (torch.tensor(SHIFTS).abs() >= MIN_SHIFT)[:, None]
+    return float(score[SHIFTS.index(0)].mean()) - float(score[far].mean())
+
+
+class JudgeScorer:
+    """The judge's (sync margin, offset estimate) of sequences; each clip's audio features (S, W, E) are
+    computed once and reused for every method and style condition scored on that clip."""
+
+    def __init__(self, judge: SpeechMeshTransformer) -> None:
+        self.judge = judge
+        self.audio: dict[str, torch.Tensor] = {}
+
+    def __call__(self, clip: str, motion: torch.Tensor, mel: torch.Tensor) -> tuple[float, int | None]:
+        if clip not in self.audio:
+            _, self.audio[clip] = features_by_shift(self.judge, motion, mel, SHIFTS)
+        device = self.judge.mel_mean.device
+        mesh, _ = windows(motion, mel)
+        with torch.no_grad():
+            v = self.judge.encode_mesh(mesh.to(device))                                  # (W, E)
+        score = torch.nn.functional.cosine_similarity(v[None], self.audio[clip], dim=-1).cpu()   # (S, W)
+        return sync_margin(score), offset_estimate(score)
 
 
 def agreement(reward: torch.Tensor, judge: torch.Tensor) -> np.ndarray:
