@@ -47,7 +47,7 @@ def test_sync_tally_on_a_perfect_and_a_late_scorer():
         late.add(peaked(60, 4))
     g = good.summary(threshold=0.5)
     assert g["offset_accuracy"] == 1.0 and g["offset_mean_abs_error_frames"] == 0.0
-    assert g["sync_accuracy"] == 1.0 and g["pair_accuracy"] == 1.0
+    assert g["sync_accuracy"] == 1.0 and g["pair_accuracy"] == 1.0 and g["clip_sync_accuracy"] == 1.0
     bad = late.summary(threshold=0.5)
     assert bad["offset_accuracy"] == 0.0 and bad["offset_mean_abs_error_frames"] == 4.0
     assert bad["aligned_accepted"] == 0.0 and bad["pair_accuracy"] < 0.9   # shifts 2..6 beat aligned

@@ -46,6 +46,15 @@ def test_windows_pair_mesh_and_audio_of_the_same_time(clips):
             assert torch.equal(wb.hard_mel[i, j, 0], c.mel[4 * (w + k): 4 * (w + k) + 20])
 
 
+def test_near_negative_is_one_frame_off(clips):
+    wb = sample_windows(clips, 40, np.random.default_rng(3), n_hard=2, near=True)
+    assert wb.shifts.shape == (40, 3) and wb.hard_mel.shape[1] == 3
+    assert torch.all(wb.shifts[:, :2].abs() >= 2) and torch.all(wb.shifts[:, 2].abs() == 1)
+    for i in range(40):
+        c, w, k = clips[int(wb.clip[i])], int(wb.start[i]), int(wb.shifts[i, 2])
+        assert torch.equal(wb.hard_mel[i, 2, 0], c.mel[4 * (w + k): 4 * (w + k) + 20])
+
+
 def test_degraded_windows_differ_from_ground_truth(clips):
     wb = sample_windows(clips, 32, np.random.default_rng(1))
     moving = wb.mesh.abs().amax(dim=(1, 2)) > 1e-4            # a still window survives damping unchanged

@@ -4,7 +4,8 @@ Dimensions: T frames (30 fps), P = V*3, W windows per clip, S audio shifts (-15.
 
 For every held-out clip the mesh windows are paired with their audio moved by each shift k:
 * **sync accuracy**: the lip score at 0.5 on aligned windows (should be 1) and on windows whose audio
-  is shifted by 2..15 frames either way (should be 0), balanced between the two;
+  is shifted by 2..15 frames either way (should be 0), balanced between the two; per window, and per
+  clip on the clip's mean lip score (what RL sees: the mean over a sequence's windows);
 * **pair accuracy**: how often an aligned window scores above the same window with shifted audio;
 * **offset accuracy**: per clip, the shift whose mean score is highest should be 0 (SyncNet's offset
   estimate); also the mean |error| in frames. Only windows whose audio stays inside the clip at every
@@ -79,6 +80,7 @@ class SyncTally:
     wins: list[np.ndarray] = field(default_factory=list)        # aligned > shifted, per (window, shift) pair
     offsets: list[int] = field(default_factory=list)
     curve: list[np.ndarray] = field(default_factory=list)       # (S,) mean score per shift, per clip
+    common: list[np.ndarray] = field(default_factory=list)      # (S,) the same on windows valid at every shift
 
     def add(self, score: torch.Tensor) -> None:
         """score (S, W) of one clip."""
@@ -92,6 +94,7 @@ class SyncTally:
         offset = offset_estimate(score)
         if offset is not None:
             self.offsets.append(offset)
+            self.common.append(score[:, valid.all(0)].mean(1).numpy())
 
     def summary(self, threshold: float | None) -> dict[str, float]:
         offsets = np.array(self.offsets)
@@ -103,6 +106,13 @@ class SyncTally:
             tpr = float((np.concatenate(self.aligned) > threshold).mean())
             tnr = float((np.concatenate(self.shifted) < threshold).mean())
             out.update(sync_accuracy=(tpr + tnr) / 2, aligned_accepted=tpr, shifted_rejected=tnr)
+            if self.common:
+                curves = np.stack(self.common)                                          # (clips, S)
+                far = np.abs(np.array(SHIFTS)) >= MIN_SHIFT
+                clip_tpr = float((curves[:, SHIFTS.index(0)] > threshold).mean())
+                clip_tnr = float((curves[:, far] < threshold).mean())
+                out.update(clip_sync_accuracy=(clip_tpr + clip_tnr) / 2, clip_aligned_accepted=clip_tpr,
+                           clip_shifted_rejected=clip_tnr)
         return out
 
 
@@ -241,9 +251,11 @@ def markdown(report: dict) -> str:
              f"{', '.join(report['speakers'])})", "",
              "| sync (target) | reward lip score | judge |", "|---|---|---|"]
     j = report.get("judge", {}).get("sync", {})
-    lines += [f"| sync accuracy: aligned vs shifted >= {report['min_shift']} frames, at 0.5 (>= 95 %) | "
+    lines += [f"| sync accuracy per window: aligned vs shifted >= {report['min_shift']} frames, at 0.5 | "
               f"{_fmt(r['sync_accuracy'])} (aligned {_fmt(r['aligned_accepted'])}, shifted "
               f"{_fmt(r['shifted_rejected'])}) | – |",
+              f"| sync accuracy per clip (mean lip score of the clip at 0.5) | {_fmt(r.get('clip_sync_accuracy'))} "
+              f"(aligned {_fmt(r.get('clip_aligned_accepted'))}, shifted {_fmt(r.get('clip_shifted_rejected'))}) | – |",
               f"| pair accuracy: aligned scores above shifted | {_fmt(r['pair_accuracy'])} | "
               f"{_fmt(j.get('pair_accuracy'))} |",
               f"| offset accuracy over ±{MAX_SHIFT} frames, per clip (>= 90 %) | {_fmt(r['offset_accuracy'])} | "

@@ -42,7 +42,7 @@ class WindowBatch:
     mesh: torch.Tensor        # (N, L, P) ground-truth motion (metres from the template)
     mel: torch.Tensor         # (N, 1, F*L, M) aligned audio
     hard_mel: torch.Tensor    # (N, K, 1, F*L, M) the same clip's audio, shifted
-    shifts: torch.Tensor      # (N, K) the shifts in frames (never |s| < min_shift)
+    shifts: torch.Tensor      # (N, K) the shifts in frames: |s| >= min_shift, then (``near``) one of +-1
     degraded: torch.Tensor    # (N, L, P) the same window of a degraded (or generated) copy of the motion
     degradation: list[str]    # (N,) which degradation (or "actor")
     clip: torch.Tensor        # (N,) index of the clip in the prepared list
@@ -60,8 +60,9 @@ def prepare_clip(clip: Clip, generated: torch.Tensor | None = None) -> RewardCli
 
 
 def sample_windows(clips: Sequence[RewardClip], n: int, rng: np.random.Generator, n_hard: int = 4,
-                   min_shift: int = 2, max_shift: int = 15, context: int = 12) -> WindowBatch:
-    """N windows from random clips; clips too short for a window and its shifted negatives are never drawn."""
+                   min_shift: int = 2, max_shift: int = 15, context: int = 12, near: bool = False) -> WindowBatch:
+    """N windows from random clips; clips too short for a window and its shifted negatives are never drawn.
+    ``near`` adds one more negative per window, shifted by one frame either way (K = n_hard + 1)."""
     usable = [i for i, c in enumerate(clips) if len(c.motion) - WINDOW + 1 > min_shift]
     if not usable:
         raise ValueError("no clip is long enough for a window and its shifted negatives")
@@ -73,6 +74,8 @@ def sample_windows(clips: Sequence[RewardClip], n: int, rng: np.random.Generator
         n_pos = len(c.motion) - WINDOW + 1
         w = int(rng.integers(n_pos))
         s = _shifts(rng, w, n_pos, n_hard, min_shift, max_shift)                 # (K,)
+        if near:
+            s = torch.cat([s, _shifts(rng, w, n_pos, 1, 1, 1)])
         kinds_here = DEGRADATIONS + ((ACTOR,) if c.generated is not None else ())
         kind = kinds_here[int(rng.integers(len(kinds_here)))]
         meshes.append(c.motion[w: w + WINDOW])

@@ -67,6 +67,7 @@ class RewardTrainConfig:
     max_minutes: float = 4.0
     batch_windows: int = 256
     n_hard: int = 4
+    near_shift: bool = True
     min_shift: int = 2
     max_shift: int = 15
     lr: float = 3e-4
@@ -95,7 +96,10 @@ def reward_losses(backbone: SpeechMeshTransformer, head: ScoreHead, wb: WindowBa
                   with_head: bool = True) -> dict[str, torch.Tensor]:
     """All reward-model losses and accuracies for one window batch (tensors on the model's device).
 
-    ``pair_acc``: how often a mesh window is closer (cosine) to its aligned audio than to a shifted copy.
+    Hard negatives shifted by less than 2 frames (the ``near_shift`` one) are contrastive negatives but
+    get a lip target of 0.5, not 0: one frame off is half in sync, and the lip score then peaks at 0.
+    ``pair_acc``: how often a mesh window is closer (cosine) to its aligned audio than to a shifted copy
+    (shifts of 2 frames or more).
     ``lip_acc``: balanced accuracy of the lip score at 0.5, aligned vs shifted by >= min_shift frames.
     ``real_acc``: balanced accuracy of the realism score at 0.5, ground truth vs degraded.
     """
@@ -103,9 +107,10 @@ def reward_losses(backbone: SpeechMeshTransformer, head: ScoreHead, wb: WindowBa
     v, a = backbone(wb.mesh, wb.mel)                                               # (N, E) each
     hard_a = backbone.encode_audio(wb.hard_mel.flatten(0, 1)).view(n, k, -1)       # (N, K, E)
     out = {"contrastive": sync_contrastive_loss(v, a, hard_a, temperature)}
+    far = (wb.shifts.abs() >= 2).to(v.device)                                      # (N, K)
     with torch.no_grad():
         aligned = F.cosine_similarity(v, a, dim=-1)[:, None]                       # (N, 1)
-        out["pair_acc"] = (aligned > F.cosine_similarity(v[:, None], hard_a, dim=-1)).float().mean()
+        out["pair_acc"] = (aligned > F.cosine_similarity(v[:, None], hard_a, dim=-1))[far].float().mean()
     if not with_head:
         return out
     bad_v = backbone.encode_mesh(wb.degraded)                                      # (N, E)
@@ -115,12 +120,13 @@ def reward_losses(backbone: SpeechMeshTransformer, head: ScoreHead, wb: WindowBa
     neg_other = head(v, a[other])
     bad = head(bad_v, a)
     bce = F.binary_cross_entropy_with_logits
+    shift_target = torch.where(far, 0.0, 0.5).flatten()                            # (N*K,)
     out["lip"] = (bce(pos.lip_logit, torch.ones_like(pos.lip_logit))
-                  + 0.5 * bce(neg_shift.lip_logit, torch.zeros_like(neg_shift.lip_logit))
+                  + 0.5 * bce(neg_shift.lip_logit, shift_target)
                   + 0.5 * bce(neg_other.lip_logit, torch.zeros_like(neg_other.lip_logit)))
     out["real"] = (bce(pos.real_logit, torch.ones_like(pos.real_logit))
                    + bce(bad.real_logit, torch.zeros_like(bad.real_logit)))
-    out["lip_acc"] = ((pos.lip > 0.5).float().mean() + (neg_shift.lip < 0.5).float().mean()).detach() / 2
+    out["lip_acc"] = ((pos.lip > 0.5).float().mean() + (neg_shift.lip[far.flatten()] < 0.5).float().mean()).detach() / 2
     out["real_acc"] = ((pos.real > 0.5).float().mean() + (bad.real < 0.5).float().mean()).detach() / 2
     return out
 
@@ -207,7 +213,7 @@ def train_reward(cfg: DictConfig) -> Path:
     del train_raw, val_raw
     n_coords = train_clips[0].motion.shape[1]
     val_windows = sample_windows(val_clips, rc.val_windows, np.random.default_rng(1234), rc.n_hard,
-                                 rc.min_shift, rc.max_shift)
+                                 rc.min_shift, rc.max_shift, near=rc.near_shift)
 
     backbone = SpeechMeshTransformer(n_coords, bc)
     backbone.set_input_stats(torch.cat([c.motion[::3] for c in train_clips]), torch.cat([c.mel for c in train_clips]))
@@ -239,7 +245,8 @@ def train_reward(cfg: DictConfig) -> Path:
         bar = tqdm(range(rc.steps_per_epoch), desc=f"{cfg.stage} epoch {epoch}/{rc.epochs}", unit="step",
                    leave=False)
         for _ in bar:
-            wb = sample_windows(train_clips, rc.batch_windows, rng, rc.n_hard, rc.min_shift, rc.max_shift)
+            wb = sample_windows(train_clips, rc.batch_windows, rng, rc.n_hard, rc.min_shift, rc.max_shift,
+                                near=rc.near_shift)
             out = reward_losses(backbone, head, wb.to(device), rc.temperature, rc.loss.head)
             loss = total_loss(out, rc.loss)
             opt.zero_grad(set_to_none=True)
