@@ -1,5 +1,6 @@
 """CLI smoke tests and bad-input handling: one clear line on stderr, exit 2, nothing half-written."""
 
+import json
 import subprocess
 import sys
 import wave
@@ -123,8 +124,14 @@ def test_pipeline_tiny(tmp_path, capsys):
     assert len(list((run_dir / "results").glob("*_condition_*.npy"))) == 3 * 3   # 3 test clips x (2 styles + avg)
     assert "| supervised |" in (run_dir / "evaluation" / "test" / "metrics.md").read_text()
     assert "| static template |" in stdout
+    for stage in ("reward", "judge"):
+        assert (run_dir / stage / "backbone.pt").exists()
+    calibration = json.loads((run_dir / "evaluation" / "reward_test" / "calibration.json").read_text())
+    assert calibration["actor"]["checkpoint"].endswith("best.pt") and "judge" in calibration
+    assert "offset accuracy" in stdout and "sync (judge)" in stdout
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
+    assert "using the trained reward model" in stdout and "using the trained judge model" in stdout
 
 
 def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):

@@ -246,7 +246,7 @@ def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
     overrides = (["experiment=supervised_tiny"] if args.tiny else []) + extra
-    run_pipeline(_cfg(overrides), rebuild=args.rebuild, retrain=args.retrain)
+    run_pipeline(_cfg(overrides), rebuild=args.rebuild, retrain=args.retrain, tiny=args.tiny, overrides=extra)
 
 
 def _config_help(*groups: tuple[str, str]) -> str:
@@ -416,12 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     er.set_defaults(func=cmd_evaluate_reward)
 
-    pl = sub.add_parser("pipeline", help="the main job: corpus -> actor -> test scores -> side-by-side video",
+    pl = sub.add_parser("pipeline", help="the main job: corpus -> actor -> reward model + judge -> calibration -> "
+                                         "test scores -> side-by-side video",
                         epilog=EPILOG, formatter_class=fmt)
     pl.add_argument("--tiny", action="store_true", help="tiny corpus (seconds instead of minutes)")
     pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus (and retrain) even if it exists")
     pl.add_argument("--retrain", action="store_true",
-                    help="train the actor again even if runs/<run>/actor/best.pt exists")
+                    help="train the actor, reward model and judge again even if finished ones exist")
     pl.set_defaults(func=cmd_pipeline)
     return p
 

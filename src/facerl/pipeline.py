@@ -1,7 +1,9 @@
 """The main job on the embedded default: build the synthetic corpus, train the actor (CPU-sized
-budget), generate and score the held-out test speakers, and render a test clip with ground truth and
-prediction side by side (with sound), plus stills of a closed and an open mouth. Later stages (reward,
-RL) plug in here."""
+budget), train the reward model (with the actor's outputs as realism negatives) and the judge, calibrate
+them on the held-out test speakers, generate and score the test speakers (judge columns included), and
+render a test clip with ground truth and prediction side by side (with sound), plus stills of a closed
+and an open mouth. Each stage runs from its own experiment config (``experiment=supervised``,
+``reward``, ``judge``; ``*_tiny`` with ``--tiny``), with the user's overrides on top."""
 
 from __future__ import annotations
 
@@ -56,9 +58,42 @@ def mouth_stills(layout: Layout, clip: str) -> tuple[int, int]:
     return closed_frame, open_frame
 
 
-def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> Path:
+def stage_config(experiment: str, tiny: bool, overrides: list[str]) -> DictConfig:
+    """The config of one stage: its experiment (``_tiny`` variant with ``--tiny``) + the user's overrides."""
+    from facerl.config import load_config
+
+    return load_config([f"experiment={experiment}{'_tiny' if tiny else ''}",
+                        *(o for o in overrides if not o.startswith("experiment="))])
+
+
+def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retrain: bool) -> Path:
+    """Train the reward model or the judge (``cfg.stage``) within ``minutes``, or reuse a finished one of
+    the same reward config and realism-negative actor; a different one is trained from scratch."""
+    from facerl.reward.scoring import REWARD_KIND
+    from facerl.train.common import load_checkpoint
+    from facerl.train.reward import train_reward
+
+    cfg = cfg.copy()
+    cfg.trainer.max_minutes = minutes
+    cfg.trainer.actor_checkpoint = None if actor is None else str(actor)
+    folder = Path(cfg.paths.run_dir) / str(cfg.stage)
+    last = folder / "last.pt"
+    if last.exists() and not retrain:
+        done = load_checkpoint(last, REWARD_KIND)
+        same = (done["config"]["reward"] == OmegaConf.to_container(cfg.reward, resolve=True)
+                and done["config"]["trainer"].get("actor_checkpoint") == cfg.trainer.actor_checkpoint)
+        if done.get("finished") and same:
+            print(f"using the trained {cfg.stage} model in {folder} (--retrain to train again)")
+            return folder
+        retrain = retrain or not same
+    cfg.trainer.resume = not retrain
+    return train_reward(cfg)
+
+
+def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path, bool]:
     """Train the actor within ``pipeline.actor_minutes``, or reuse a finished actor of this very config
-    (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over."""
+    (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over.
+    Returns (best checkpoint, whether it was (re)trained now)."""
     from facerl.models.checkpoint import ACTOR_KIND
     from facerl.train.common import load_checkpoint
     from facerl.train.supervised import train_supervised
@@ -71,16 +106,18 @@ def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> Path:
                 and done["meta"]["styles"] == spec.train_subjects)
         if done.get("finished") and same:
             print(f"using the trained actor {best} (--retrain to train again)")
-            return best
+            return best, False
     cfg = cfg.copy()
     cfg.trainer.max_minutes = cfg.pipeline.actor_minutes
     cfg.trainer.resume = not retrain
-    return train_supervised(cfg)
+    return train_supervised(cfg), True
 
 
-def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) -> None:
+def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, tiny: bool = False,
+                 overrides: list[str] | None = None) -> None:
     from facerl.eval.evaluate import evaluate, write_report
     from facerl.eval.results import write_results
+    from facerl.eval.reward_report import calibrate, write_calibration
     from facerl.models.checkpoint import load_actor
     from facerl.train.common import resolve_device
 
@@ -94,13 +131,25 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False) 
     colors = head_vertex_colors(head)
 
     print("== actor (supervised FaceFormer) ==")
-    checkpoint = train_actor(cfg, spec, retrain or rebuild)
+    checkpoint, fresh = train_actor(cfg, spec, retrain or rebuild)
     device = resolve_device(cfg.trainer.device)
+    overrides = list(overrides or [])
+    print("== reward model (sync backbone + lip / real / value head) ==")
+    negatives = checkpoint if cfg.pipeline.actor_negatives else None
+    reward_dir = train_reward_stage(stage_config("reward", tiny, overrides), cfg.pipeline.reward_minutes,
+                                    negatives, retrain or rebuild or fresh)
+    print("== judge (independent sync model, evaluation only) ==")
+    judge_dir = train_reward_stage(stage_config("judge", tiny, overrides), cfg.pipeline.judge_minutes, None,
+                                   retrain or rebuild)
+    report = calibrate(reward_dir, spec, "test", judge_dir, checkpoint, device)
+    calibration = write_calibration(report, run_dir / "evaluation" / "reward_test")
+    print(f"reward calibration on the held-out test speakers:\n{calibration}")
+
     actor, meta, _ = load_actor(checkpoint, device)
     results = run_dir / "results"
     n = write_results(actor, meta, spec, ["test"], "both", results, device)
     print(f"wrote {n} test sequences to {results}")
-    rows = evaluate(spec, "test", {"supervised": results})
+    rows = evaluate(spec, "test", {"supervised": results}, judge_dir, str(device))
     table = write_report(rows, run_dir / "evaluation" / "test", "test")
     print(f"held-out test speakers, every training style:\n{table}")
 
