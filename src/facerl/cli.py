@@ -152,8 +152,13 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
         from facerl.train.reward import train_reward
 
         train_reward(cfg)
+    elif cfg.stage in ("rl", "perceptual"):
+        from facerl.train.rl import train_rl
+
+        train_rl(cfg)
     else:
-        raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward, judge)")
+        raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward, judge, rl, "
+                          "perceptual)")
 
 
 def _run_dir_file(cfg, *parts: str) -> str:

@@ -108,17 +108,26 @@ class Scores:
 
 
 class ScoreHead(nn.Module):
-    """concat(vertex_feat, audio_feat) (B, 2E) -> lip, real, value."""
+    """concat(vertex_feat, audio_feat) (B, 2E) -> lip, real (a shared trunk) and value (its own MLP).
+
+    The value MLP shares nothing with lip / real, so RL can train the critic while the reward stays
+    exactly as calibrated."""
 
     def __init__(self, embed: int = 512, hidden: int = 256) -> None:
         super().__init__()
         self.trunk = nn.Sequential(nn.Linear(2 * embed, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
-        self.lip, self.real, self.value = nn.Linear(hidden, 1), nn.Linear(hidden, 1), nn.Linear(hidden, 1)
+        self.lip, self.real = nn.Linear(hidden, 1), nn.Linear(hidden, 1)
+        self.value = nn.Sequential(nn.Linear(2 * embed, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def reward_parameters(self) -> list[nn.Parameter]:
+        """The parameters of lip and real (frozen during RL)."""
+        return [*self.trunk.parameters(), *self.lip.parameters(), *self.real.parameters()]
 
     def forward(self, vertex_feat: torch.Tensor, audio_feat: torch.Tensor) -> Scores:
-        h = self.trunk(torch.cat([vertex_feat, audio_feat], -1))              # (B, hidden)
+        x = torch.cat([vertex_feat, audio_feat], -1)                          # (B, 2E)
+        h = self.trunk(x)                                                     # (B, hidden)
         lip, real = self.lip(h)[:, 0], self.real(h)[:, 0]
-        return Scores(torch.sigmoid(lip), torch.sigmoid(real), self.value(h)[:, 0], lip, real)
+        return Scores(torch.sigmoid(lip), torch.sigmoid(real), self.value(x)[:, 0], lip, real)
 
 
 def sync_contrastive_loss(vertex_feat: torch.Tensor, audio_feat: torch.Tensor, hard_audio: torch.Tensor | None,
