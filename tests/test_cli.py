@@ -122,8 +122,13 @@ def test_pipeline_tiny(tmp_path, capsys):
     assert (run_dir / "mouth_closed_open.png").exists()
     assert (run_dir / "actor" / "best.pt").exists()
     assert len(list((run_dir / "results").glob("*_condition_*.npy"))) == 3 * 3   # 3 test clips x (2 styles + avg)
-    assert "| supervised |" in (run_dir / "evaluation" / "test" / "metrics.md").read_text()
-    assert "| static template |" in stdout
+    table = (run_dir / "compare" / "metrics.md").read_text()
+    for row in ("| supervised |", "| perceptual |", "| RL |", "| RL (average style) |", "| static template |"):
+        assert row in table and row in stdout
+    assert (run_dir / "compare" / "training_curves.png").exists()
+    for stage in ("rl", "perceptual"):
+        assert (run_dir / stage / "best.pt").exists()
+    assert len(list((run_dir / "results_rl").glob("*_condition_*.npy"))) == 3 * 3
     for stage in ("reward", "judge"):
         assert (run_dir / stage / "backbone.pt").exists()
     calibration = json.loads((run_dir / "evaluation" / "reward_test" / "calibration.json").read_text())
@@ -132,6 +137,7 @@ def test_pipeline_tiny(tmp_path, capsys):
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
     assert "using the trained reward model" in stdout and "using the trained judge model" in stdout
+    assert "using the fine-tuned rl actor" in stdout and "using the fine-tuned perceptual actor" in stdout
 
 
 def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):

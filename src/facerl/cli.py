@@ -237,6 +237,33 @@ def cmd_evaluate_reward(args: argparse.Namespace, extra: list[str]) -> None:
     print(f"wrote {out}/calibration.md, calibration.json, calibration.png")
 
 
+def cmd_compare(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.data.dataset import VocaDataset, spec_from_config
+    from facerl.data.layout import Layout
+    from facerl.eval.compare import compare
+    from facerl.head.rig import load_head
+    from facerl.pipeline import comparison_video
+    from facerl.render.commands import check_render_config
+    from facerl.train.common import resolve_device
+
+    cfg = _cfg(extra)
+    size, fps, backend = check_render_config(cfg.render)
+    run_dir = Path(cfg.paths.run_dir)
+    out = Path(args.out or run_dir / "compare")
+    spec = spec_from_config(cfg.dataset)
+    table, folders = compare(run_dir, spec, resolve_device(args.device), out)
+    print(table)
+    print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")
+    if not args.no_video:
+        clip = args.clip or VocaDataset(spec, "test", with_phones=False).names[0]
+        info = comparison_video(Layout(Path(spec.root)), load_head(), clip,
+                                {k: v for k, v in folders.items() if k != "perceptual"}, out / f"{clip}.mp4",
+                                size, fps, backend)
+        print(f"video: {info.path}")
+
+
 def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.animate import animate
     from facerl.train.common import resolve_device
@@ -421,13 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     er.set_defaults(func=cmd_evaluate_reward)
 
+    cp = sub.add_parser("compare", formatter_class=fmt, epilog=EPILOG,
+                        help="side-by-side table of the run's actors (supervised / perceptual / RL) on the test "
+                             "speakers, training curves and a GT | supervised | RL video",
+                        description="Writes fresh test results of <run>/actor, <run>/perceptual and <run>/rl "
+                                    "(best.pt of each that exists), then one table (markdown, JSON, CSV) with "
+                                    "rows static template / ground truth / each method under every training "
+                                    "style and the average style, columns LVE, max lip error, FDD, MVE, closure "
+                                    "rate, MTM, SLCC, jitter, judge sync and offset accuracy, and the reward "
+                                    "model's mean score; plus training_curves.png and an mp4 with sound.")
+    cp.add_argument("--out", help="output folder (default runs/<run_name>/compare)")
+    cp.add_argument("--clip", help="test clip of the video (default: the first)")
+    cp.add_argument("--no-video", action="store_true", help="skip the video")
+    cp.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    cp.set_defaults(func=cmd_compare)
+
     pl = sub.add_parser("pipeline", help="the main job: corpus -> actor -> reward model + judge -> calibration -> "
-                                         "test scores -> side-by-side video",
+                                         "RL + perceptual baseline -> comparison table -> side-by-side video",
                         epilog=EPILOG, formatter_class=fmt)
     pl.add_argument("--tiny", action="store_true", help="tiny corpus (seconds instead of minutes)")
     pl.add_argument("--rebuild", action="store_true", help="rebuild the corpus (and retrain) even if it exists")
     pl.add_argument("--retrain", action="store_true",
-                    help="train the actor, reward model and judge again even if finished ones exist")
+                    help="train every stage again even if finished ones exist")
     pl.set_defaults(func=cmd_pipeline)
     return p
 

@@ -1,8 +1,9 @@
 """The main job on the embedded default: build the synthetic corpus, train the actor (CPU-sized
 budget), train the reward model (with the actor's outputs as realism negatives) and the judge, calibrate
-them on the held-out test speakers, generate and score the test speakers (judge columns included), and
-render a test clip with ground truth and prediction side by side (with sound), plus stills of a closed
-and an open mouth. Each stage runs from its own experiment config (``experiment=supervised``,
+them on the held-out test speakers, fine-tune the actor with RL and with the perceptual-loss baseline
+(same budget), compare everything on the test speakers (judge and reward columns included), and render
+a test clip with ground truth | supervised | RL side by side (with sound), plus stills of a closed and
+an open mouth. Each stage runs from its own experiment config (``experiment=supervised``,
 ``reward``, ``judge``; ``*_tiny`` with ``--tiny``), with the user's overrides on top."""
 
 from __future__ import annotations
@@ -90,6 +91,28 @@ def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retr
     return train_reward(cfg)
 
 
+def fine_tune_stage(cfg: DictConfig, minutes: float, actor: Path, retrain: bool) -> Path:
+    """RL or the perceptual baseline (``cfg.stage``) from ``actor`` within ``minutes``, or reuse a finished
+    run that started from the same actor."""
+    from facerl.models.checkpoint import ACTOR_KIND
+    from facerl.train.common import load_checkpoint
+    from facerl.train.rl import train_rl
+
+    cfg = cfg.copy()
+    cfg.trainer.max_minutes = minutes
+    cfg.trainer.actor_checkpoint = str(actor)
+    folder = Path(cfg.paths.run_dir) / str(cfg.stage)
+    last = folder / "last.pt"
+    if last.exists() and not retrain:
+        done = load_checkpoint(last, ACTOR_KIND)
+        if done.get("finished") and done.get("source_actor") == str(actor) and (folder / "best.pt").exists():
+            print(f"using the fine-tuned {cfg.stage} actor in {folder} (--retrain to train again)")
+            return folder / "best.pt"
+        retrain = retrain or done.get("source_actor") != str(actor)
+    cfg.trainer.resume = not retrain
+    return train_rl(cfg)
+
+
 def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path, bool]:
     """Train the actor within ``pipeline.actor_minutes``, or reuse a finished actor of this very config
     (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over.
@@ -115,10 +138,8 @@ def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path
 
 def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, tiny: bool = False,
                  overrides: list[str] | None = None) -> None:
-    from facerl.eval.evaluate import evaluate, write_report
-    from facerl.eval.results import write_results
+    from facerl.eval.compare import compare
     from facerl.eval.reward_report import calibrate, write_calibration
-    from facerl.models.checkpoint import load_actor
     from facerl.train.common import resolve_device
 
     size, fps, backend = check_render_config(cfg.render)
@@ -128,7 +149,6 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     layout = Layout(Path(corpus.out))
     run_dir = Path(cfg.paths.run_dir)
     head = load_head()
-    colors = head_vertex_colors(head)
 
     print("== actor (supervised FaceFormer) ==")
     checkpoint, fresh = train_actor(cfg, spec, retrain or rebuild)
@@ -145,28 +165,40 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     calibration = write_calibration(report, run_dir / "evaluation" / "reward_test")
     print(f"reward calibration on the held-out test speakers:\n{calibration}")
 
-    actor, meta, _ = load_actor(checkpoint, device)
-    results = run_dir / "results"
-    n = write_results(actor, meta, spec, ["test"], "both", results, device)
-    print(f"wrote {n} test sequences to {results}")
-    rows = evaluate(spec, "test", {"supervised": results}, judge_dir, str(device))
-    table = write_report(rows, run_dir / "evaluation" / "test", "test")
-    print(f"held-out test speakers, every training style:\n{table}")
+    print("== RL fine-tuning (actor-critic against the frozen reward) ==")
+    fine_tune_stage(stage_config("rl", tiny, overrides), cfg.pipeline.rl_minutes, checkpoint,
+                    retrain or rebuild or fresh)
+    print("== perceptual-loss baseline (same budget) ==")
+    fine_tune_stage(stage_config("perceptual", tiny, overrides), cfg.pipeline.rl_minutes, checkpoint,
+                    retrain or rebuild or fresh)
 
+    print("== comparison on the held-out test speakers ==")
+    table, folders = compare(run_dir, spec, device, run_dir / "compare")
+    print(f"held-out test speakers, every training style (and the average style):\n{table}")
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
+    info = comparison_video(layout, head, clip, {k: v for k, v in folders.items() if k != "perceptual"},
+                            run_dir / f"{clip}.mp4", size, fps, backend)
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
-    pred = np.load(results / f"{clip}_condition_average.npy").reshape(-1, head.n_vertices, 3)  # (T30, V, 3)
-    stride = max(1, round(60 / fps))
-    gt = vertices[::stride]
-    pred = pred[np.minimum(np.arange(len(gt)) * stride // 2, len(pred) - 1)]  # 30 fps -> the video rate
-    info = render_video([Panel(gt, f"ground truth: {clip}"), Panel(pred, "supervised actor (average style)")],
-                        head.faces, run_dir / f"{clip}.mp4", wav_path=layout.wav(clip), fps=60 / stride,
-                        size=size, backend=backend, vertex_colors=colors)
     closed, opened = mouth_stills(layout, clip)
     still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),
                           Panel(vertices[opened:opened + 1], "open vowel: open")], head.faces,
                          run_dir / "mouth_closed_open.png", size=size, backend=backend,
-                         vertex_colors=colors)
-    duration = len(vertices) / 60.0
-    print(f"video: {info.path} ({duration:.1f} s, {info.frames} frames, {info.render_fps:.1f} frames/s, "
-          f"{info.backend} backend)\nstill: {still}")
+                         vertex_colors=head_vertex_colors(head))
+    print(f"video: {info.path} ({info.frames} frames, {info.render_fps:.1f} frames/s, {info.backend} backend)\n"
+          f"still: {still}\nreport: {run_dir / 'compare'}/metrics.md, training_curves.png; "
+          f"reward calibration: {run_dir / 'evaluation' / 'reward_test'}/calibration.md")
+
+
+def comparison_video(layout: Layout, head, clip: str, folders: dict[str, Path], out: Path, size: int, fps: float,
+                     backend: str):
+    """Ground truth | each method (average style) for one clip, with its sound."""
+    vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
+    stride = max(1, round(60 / fps))
+    gt = vertices[::stride]
+    panels = [Panel(gt, f"ground truth: {clip}")]
+    for label, folder in folders.items():
+        pred = np.load(folder / f"{clip}_condition_average.npy").reshape(-1, head.n_vertices, 3)  # (T30, V, 3)
+        pred = pred[np.minimum(np.arange(len(gt)) * stride // 2, len(pred) - 1)]  # 30 fps -> the video rate
+        panels.append(Panel(pred, f"{label} (average style)"))
+    return render_video(panels, head.faces, out, wav_path=layout.wav(clip), fps=60 / stride, size=size,
+                        backend=backend, vertex_colors=head_vertex_colors(head))

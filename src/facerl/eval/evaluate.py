@@ -42,6 +42,7 @@ COLUMNS = [
     ("jitter", "jitter (x GT)", 1.0, "{:.3f}"),
     ("judge_sync", "sync (judge)", 1.0, "{:.3f}"),
     ("judge_offset_acc", "offset acc (judge, %)", 100.0, "{:.1f}"),
+    ("reward", "reward (lip+real)", 1.0, "{:.3f}"),
 ]
 
 
@@ -91,12 +92,14 @@ def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Reg
 
 
 def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
-          conditions: list[str] | None = None, judge: Judge | None = None) -> dict[str, float]:
+          conditions: list[str] | None = None, judge: Judge | None = None,
+          reward: RewardScore | None = None) -> dict[str, float]:
     """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions.
 
     ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
     (speaker, condition), so style-to-style gain differences do not count as lip variance.
-    ``judge`` adds the judge's sync margin (mean over sequences) and offset accuracy (per sequence).
+    ``judge`` adds the judge's sync margin (mean over sequences) and offset accuracy (per sequence);
+    ``reward`` the reward model's mean lip + real (what RL maximises).
     """
     preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
     groups = [f"{r.subject}|{c}" for (r, _), c in zip(pairs, conditions or [""] * len(pairs))]
@@ -110,9 +113,11 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
                                          np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
                                          speakers=groups),
         "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
-        "judge_sync": math.nan, "judge_offset_acc": math.nan,
+        "judge_sync": math.nan, "judge_offset_acc": math.nan, "reward": math.nan,
         "sequences": len(pairs),
     }
+    if reward is not None:
+        out["reward"] = float(np.mean([reward(r, p) for r, p in pairs]))
     if judge is not None:
         judged = [judge(r, p) for r, p in pairs]
         out["judge_sync"] = float(np.mean([m for m, _ in judged]))
@@ -168,17 +173,14 @@ def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Re
     return groups
 
 
-class Judge:
-    """The judge's (sync margin, offset estimate) of a prediction (T, V, 3) of a reference clip."""
+class _SequenceScorer:
+    """Base of the model columns: a prediction (T, V, 3) of a reference clip -> motion (T, P) and log-mel
+    (4T, M) tensors, the clip's log-mel computed once."""
 
-    def __init__(self, folder: Path, device: str = "cpu") -> None:
-        from facerl.eval.reward_report import JudgeScorer
-        from facerl.reward.scoring import load_backbone
-
-        self.scorer = JudgeScorer(load_backbone(folder, device))
+    def __init__(self) -> None:
         self.mels: dict = {}
 
-    def __call__(self, ref: Reference, pred: np.ndarray) -> tuple[float, int | None]:
+    def inputs(self, ref: Reference, pred: np.ndarray):
         import torch
 
         from facerl.reward.windows import reward_mel
@@ -187,24 +189,55 @@ class Judge:
         if ref.name not in self.mels:
             self.mels[ref.name] = reward_mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0]
         motion = torch.from_numpy((pred - ref.template[None]).reshape(t, -1).astype(np.float32))
-        return self.scorer(ref.name, motion, self.mels[ref.name][:4 * t])
+        return motion, self.mels[ref.name][:4 * t]
+
+
+class Judge(_SequenceScorer):
+    """The judge's (sync margin, offset estimate) of a prediction."""
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        from facerl.eval.reward_report import JudgeScorer
+        from facerl.reward.scoring import load_backbone
+
+        super().__init__()
+        self.scorer = JudgeScorer(load_backbone(folder, device))
+
+    def __call__(self, ref: Reference, pred: np.ndarray) -> tuple[float, int | None]:
+        return self.scorer(ref.name, *self.inputs(ref, pred))
+
+
+class RewardScore(_SequenceScorer):
+    """The reward model's mean (lip + real) over a prediction's windows."""
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        from facerl.reward.scoring import load_reward
+
+        super().__init__()
+        self.model = load_reward(folder, device)
+
+    def __call__(self, ref: Reference, pred: np.ndarray) -> float:
+        from facerl.reward.scoring import score_sequence
+
+        scores = score_sequence(self.model, *self.inputs(ref, pred))
+        return float((scores.lip + scores.real).mean())
 
 
 def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir: Path | None = None,
-             device: str = "cpu") -> list[dict]:
+             device: str = "cpu", reward_dir: Path | None = None) -> list[dict]:
     """Rows (dicts) for the static template, the ground truth and each named results folder; with a judge
-    (``<run>/judge``), the `sync (judge)` columns too."""
+    (``<run>/judge``), the `sync (judge)` columns, with a reward model (``<run>/reward``) its mean score."""
     refs, regions = load_references(spec, split)
     judge = Judge(judge_dir, device) if judge_dir is not None else None
+    reward = RewardScore(reward_dir, device) if reward_dir is not None else None
     rows = [{"method": "static template", **score([(r, np.repeat(r.template[None], len(r.vertices), 0))
-                                                   for r in refs], regions, judge=judge)},
-            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge)}]
+                                                   for r in refs], regions, judge=judge, reward=reward)},
+            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge, reward=reward)}]
     for name, folder in methods.items():
         groups = read_results(Path(folder), refs)
         for key, label in (("all", name), ("average", f"{name} (average style)")):
             if groups[key]:
                 pairs = [(r, p) for r, p, _ in groups[key]]
-                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge)})
+                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge, reward)})
     return rows
 
 
