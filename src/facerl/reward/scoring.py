@@ -61,7 +61,13 @@ def load_reward(folder: str | os.PathLike, device: torch.device | str = "cpu") -
     if not ckpt["meta"].get("head_trained", True):
         raise FacerlError(f"{folder} holds a judge (backbone only), not a reward model with a score head")
     head = ScoreHead(backbone.cfg.embed)
-    head.load_state_dict(ckpt["head"])
+    state = ckpt["head"]
+    if any(k.startswith("value.") and k not in head.state_dict() for k in state):
+        # Written before the value MLP had its own layers: reward training never trains the value, so a
+        # fresh one is equivalent; lip and real load as trained.
+        state = {k: v for k, v in state.items() if not k.startswith("value.")}
+        state.update({k: v for k, v in head.state_dict().items() if k.startswith("value.")})
+    head.load_state_dict(state)
     return RewardModel(backbone, head.to(device)).eval().requires_grad_(False)
 
 
