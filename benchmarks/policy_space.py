@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10)
     args = ap.parse_args()
     torch.manual_seed(0)
-    actor, meta, _ = load_actor(args.checkpoint)
+    actor, _, _ = load_actor(args.checkpoint)
     ds = VocaDataset(spec_from_corpus(args.root), "test", with_phones=False)
     lips = torch.from_numpy(ds.layout.regions()["lips"])
     lip_coords = (lips[:, None] * 3 + torch.arange(3)).reshape(-1)

@@ -14,7 +14,13 @@ import numpy as np
 
 from facerl.head.arkit import ARKIT_INDEX, N_ARKIT
 from facerl.head.rig import load_head
-from facerl.render import Panel, available_backend, default_vertex_colors, render_frames, render_video
+from facerl.render import (
+    Panel,
+    available_backend,
+    default_vertex_colors,
+    render_frames,
+    render_video,
+)
 
 
 def jaw_sequence(frames: int, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,10 +35,11 @@ def write_pcm(path, audio, rate, channels=1):
 
 
 def test_help_explains_every_command():
-    out = subprocess.run([sys.executable, "-m", "facerl.cli", "--help"], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "facerl.cli", "--help"], capture_output=True, text=True,
+                         check=False).stdout
     for word in ("data", "render", "pipeline", "Hydra"):
         assert word in out
-    out = subprocess.run([sys.executable, "-m", "facerl.cli", "data", "build", "--help"],
+    out = subprocess.run([sys.executable, "-m", "facerl.cli", "data", "build", "--help"], check=False,
                          capture_output=True, text=True).stdout
     assert "--tiny" in out and "--seed" in out
 

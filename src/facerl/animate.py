@@ -35,7 +35,7 @@ def long_audio_features(actor: Actor, audio: torch.Tensor, n_frames: int, window
     for f0 in range(0, n_frames, core):
         f1 = min(f0 + core, n_frames)
         a0, a1 = max(f0 - ctx, 0), min(f1 + ctx, n_frames)               # frames with context
-        chunk = audio[int(a0 * samples_per_frame): int(round(a1 * samples_per_frame))]
+        chunk = audio[int(a0 * samples_per_frame): round(a1 * samples_per_frame)]
         feats = actor.encode_audio(chunk[None], torch.ones_like(chunk, dtype=torch.bool)[None], a1 - a0)
         parts.append(feats[:, f0 - a0: f1 - a0])
     return torch.cat(parts, 1)

@@ -45,7 +45,7 @@ def read_wav(path: str | os.PathLike, rate: int = SAMPLE_RATE) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate_in, samples = wavfile.read(path)
-    except Exception as exc:  # scipy raises assorted types on malformed headers (even UnboundLocalError)
+    except Exception as exc:  # noqa: BLE001 - scipy raises assorted types on malformed headers (even UnboundLocalError)
         raise FacerlError(f"cannot read {path} as a wav file ({type(exc).__name__}: {exc}); "
                           "convert it to PCM wav first") from None
     if samples.size == 0:

@@ -429,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     an.set_defaults(func=cmd_animate)
 
-    from facerl.reward.score_command import add_score_parser  # no torch at import: help stays fast
+    from facerl.reward.score_command import (
+        add_score_parser,  # no torch at import: help stays fast
+    )
     add_score_parser(sub, fmt)
 
     er = sub.add_parser("evaluate-reward", formatter_class=fmt, epilog=EPILOG,

@@ -15,10 +15,10 @@ def test_tiny_corpus_has_the_vocaset_layout(tiny_corpus):
     layout, head = Layout(tiny_corpus), load_head()
     clips = layout.clips()
     assert len(clips) == 12
-    templates = pickle.load(open(layout.templates_path, "rb"))
+    templates = pickle.loads(layout.templates_path.read_bytes())
     assert len(templates) == 4 and all(t.shape == (head.n_vertices, 3) for t in templates.values())
     assert len({t.tobytes() for t in templates.values()}) == 4  # every speaker has their own face shape
-    regions = pickle.load(open(layout.regions_path, "rb"))
+    regions = pickle.loads(layout.regions_path.read_bytes())
     assert {"lips", "forehead", "eye_region", "face", "inner_lip_pair"} <= set(regions)
     meta = json.loads(layout.meta_path.read_text())
     assert meta["splits"]["test"] == ["SynthTalk_11_m6_TA"]

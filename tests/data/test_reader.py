@@ -46,7 +46,7 @@ def test_vertex_count_must_match_template(tiny_corpus, tmp_path):
     root = tmp_path / "broken"
     shutil.copytree(tiny_corpus, root)
     layout = Layout(root)
-    clip = [c for c in layout.clips() if "SynthTalk_11" in c][0]
+    clip = next(c for c in layout.clips() if "SynthTalk_11" in c)
     np.save(layout.vertices(clip), np.zeros((10, 30), np.float32))
     np.save(layout.root / "vertices_npy" / "notes.npy", np.zeros(3))  # stray files are ignored
     with pytest.raises(FacerlError, match="vertices per frame"):  # caught before any training starts

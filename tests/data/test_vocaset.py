@@ -27,7 +27,7 @@ def make_raw(root, rng):
     for name, obj in [("subj_seq_to_idx.pkl", index), ("raw_audio_fixed.pkl", audio),
                       ("templates.pkl", {s: np.zeros((V, 3)) for s in SUBJECTS}),
                       ("FLAME_masks.pkl", {"lips": np.arange(5), "forehead": np.arange(5, 10)})]:
-        pickle.dump(obj, open(root / name, "wb"), protocol=2)
+        (root / name).write_bytes(pickle.dumps(obj, protocol=2))
     return np.stack(rows), index
 
 
@@ -59,6 +59,6 @@ def test_missing_raw_files_and_unsafe_pickles_are_refused(tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
 
-    pickle.dump({"x": Evil()}, open(raw / "templates.pkl", "wb"))
+    (raw / "templates.pkl").write_bytes(pickle.dumps({"x": Evil()}))
     with pytest.raises(FacerlError, match="refusing"):
         convert_vocaset(raw, tmp_path / "out2", progress=False)

@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from facerl.cli import main
-from facerl.eval.reward_report import SHIFTS, SyncTally, agreement, auc, offset_estimate, valid_mask
+from facerl.eval.reward_report import (
+    SHIFTS,
+    SyncTally,
+    agreement,
+    auc,
+    offset_estimate,
+    valid_mask,
+)
 
 
 def test_auc_counts_pairs_and_ties():

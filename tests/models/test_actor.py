@@ -16,7 +16,12 @@ from facerl.models.actor import (
     periodic_bias,
     periodic_encoding,
 )
-from facerl.models.audio import AudioEncoderConfig, align_to_frames, log_mel, mel_filterbank
+from facerl.models.audio import (
+    AudioEncoderConfig,
+    align_to_frames,
+    log_mel,
+    mel_filterbank,
+)
 from facerl.train.losses import masked_mse, velocity_mse
 
 V = 50  # vertices of the toy meshes

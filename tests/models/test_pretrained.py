@@ -17,7 +17,7 @@ from facerl.models.pretrained import PretrainedSpeechEncoder
 
 WIDTH = 32
 # Three convs with total stride 5 * 8 * 8 = 320 give the 50 Hz of the released checkpoints.
-CONV = dict(conv_dim=(16, 16, 16), conv_kernel=(10, 8, 8), conv_stride=(5, 8, 8))
+CONV = {"conv_dim": (16, 16, 16), "conv_kernel": (10, 8, 8), "conv_stride": (5, 8, 8)}
 MODELS = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel)}
 
 

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from facerl.reward.degrade import DEGRADATIONS, damp, degrade, freeze, jitter, oversmooth, time_warp
+from facerl.reward.degrade import (
+    DEGRADATIONS,
+    damp,
+    degrade,
+    freeze,
+    jitter,
+    oversmooth,
+    time_warp,
+)
 
 
 def bumpy(t: int = 60) -> torch.Tensor:

@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facerl.reward.model import BackboneConfig, ScoreHead, SpeechMeshTransformer, sync_contrastive_loss
+from facerl.reward.model import (
+    BackboneConfig,
+    ScoreHead,
+    SpeechMeshTransformer,
+    sync_contrastive_loss,
+)
 from facerl.reward.windows import mel_windows, mesh_windows, reward_mel, window_mask
 
 

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ def test_phones_tile_the_audio_exactly(utterance):
     phones = utterance.phones
     assert phones[0].start_s == 0.0
     assert abs(phones[-1].end_s - utterance.duration_s) < 2.0 / SAMPLE_RATE
-    for a, b in zip(phones, phones[1:]):
+    for a, b in pairwise(phones):
         assert a.end_s == pytest.approx(b.start_s, abs=1e-9)
         assert b.end_s > b.start_s
     assert all(p.phone in PHONES for p in phones)
@@ -37,7 +39,7 @@ def test_phone_events_line_up_with_the_audio(utterance):
     for p in pauses:  # silence is silent, speech is loud: boundaries are where the sound is
         assert rms(audio, p.start_s + 0.01, p.end_s - 0.01) < 0.1 * vowel_rms
     # the voiceless closure of a stop is much quieter than the vowel after it
-    for a, b in zip(phones, phones[1:]):
+    for a, b in pairwise(phones):
         if a.phone == "P" and b.phone in VOWELS:
             assert rms(audio, a.start_s, a.start_s + 0.5 * a.duration_s) < 0.5 * rms(audio, b.start_s, b.end_s)
 
@@ -48,5 +50,8 @@ def test_voices_differ_and_output_is_16k_mono():
     b = e.synthesize("A simple test.", Voice("en-us+f3", pitch=65))
     assert a.audio.ndim == 1 and a.audio.dtype == np.float32
     assert 0.5 < a.duration_s < 3.0
-    spec = lambda x: np.abs(np.fft.rfft(x[:8000]))  # noqa: E731
+
+    def spec(x):
+        return np.abs(np.fft.rfft(x[:8000]))
+
     assert np.argmax(spec(b.audio)[20:]) != np.argmax(spec(a.audio)[20:])

@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from facerl.speech.sentences import MAX_WORDS, MIN_WORDS, count_bilabial_letters, make_sentences, plural
+from facerl.speech.sentences import (
+    MAX_WORDS,
+    MIN_WORDS,
+    count_bilabial_letters,
+    make_sentences,
+    plural,
+)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_masked_mean_and_dense_advantage():
     x = torch.tensor([[1.0, 2.0, 3.0]])
     assert masked_mean(x, torch.tensor([[True, True, False]])).item() == 1.5
     # 6 frames, 2 windows of 5: frame 0 sees window 0 only, frames 1-4 both, frame 5 window 1 only
-    adv = frame_advantage(torch.tensor([[1.0, 3.0]]), torch.ones(1, 6, dtype=torch.bool))
+    adv = frame_advantage(torch.tensor([[1.0, 3.0]]))
     assert torch.allclose(adv, torch.tensor([[1.0, 2.0, 2.0, 2.0, 2.0, 3.0]]))
 
 
@@ -50,8 +50,8 @@ def test_gaussian_kl_is_zero_for_equal_policies_and_matches_torch():
     assert torch.allclose(gaussian_kl(mean, ls, ref, rls, mask), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [dict(baseline="critic", dense=True, loss={"kl": 0.1}),
-                                     dict(baseline="group", clip=0.2, ppo_epochs=2)])
+@pytest.mark.parametrize("options", [{"baseline": "critic", "dense": True, "loss": {"kl": 0.1}},
+                                     {"baseline": "group", "clip": 0.2, "ppo_epochs": 2}])
 def test_one_rl_step_moves_every_trainable_parameter_and_no_frozen_one(setup, tiny_corpus, options):
     root, _, actor_path = setup
     torch.manual_seed(0)
@@ -93,7 +93,7 @@ def test_fine_tuning_end_to_end_writes_loadable_actor_and_resumes(setup, stage):
     root, common, actor_path = setup
     assert main(["train", f"experiment={stage}_tiny", *common, f"trainer.actor_checkpoint={actor_path}"]) == 0
     folder = root / "runs" / "t" / stage
-    actor, meta, ckpt = load_actor(folder / "best.pt")               # a regular actor checkpoint
+    load_actor(folder / "best.pt")                                   # a regular actor checkpoint
     last = load_checkpoint(folder / "last.pt", "facerl-actor")
     assert last["epoch"] == 2 and [h["epoch"] for h in last["history"]] == [0, 1, 2]
     assert {"val_lve", "val_reward", "val_judge_sync"} <= set(last["history"][-1])
@@ -107,7 +107,7 @@ def test_fine_tuning_end_to_end_writes_loadable_actor_and_resumes(setup, stage):
 
 
 def test_bad_rl_options_are_one_line_errors(setup, capsys):
-    _, common, actor_path = setup
+    _, common, _ = setup
     assert main(["train", "experiment=rl_tiny", *common, "trainer.baseline=magic"]) == 2
     assert "trainer.baseline" in capsys.readouterr().err
     assert main(["train", "experiment=rl_tiny", *common, "trainer.baseline=group", "trainer.samples=1"]) == 2

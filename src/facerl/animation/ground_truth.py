@@ -25,7 +25,7 @@ CLOSURE_THRESHOLD_M = 0.002  # lips count as closed below a 2 mm inner-lip gap (
 
 
 def n_frames(duration_s: float, fps: int = FPS) -> int:
-    return max(1, int(round(duration_s * fps)))
+    return max(1, round(duration_s * fps))
 
 
 def coarticulate(phones: list[Phone], times: np.ndarray, style: SpeakerStyle,

@@ -67,7 +67,7 @@ class Batch:
     style: torch.Tensor       # (B,) long, -1 for unseen speakers
     phones: list[list[Phone] | None] = field(default_factory=list)
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         tensors = {k: getattr(self, k).to(device) for k in
                    ("audio", "audio_mask", "vertices", "frame_mask", "template", "style")}
         return Batch(self.names, self.subjects, phones=self.phones, **tensors)

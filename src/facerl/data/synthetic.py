@@ -42,7 +42,7 @@ class CorpusConfig:
     overwrite: bool = False          # replace an existing corpus at `out`
 
     @classmethod
-    def from_config(cls, node) -> "CorpusConfig":
+    def from_config(cls, node) -> CorpusConfig:
         """From the Hydra ``data`` node; unknown keys are a user error."""
         try:
             return cls(**node)

@@ -67,7 +67,7 @@ class Regions:
     inner_lip_pair: np.ndarray | None   # synthetic head only; without it closure rate and MTM are skipped
 
     @classmethod
-    def from_dict(cls, regions: dict[str, np.ndarray], where: str) -> "Regions":
+    def from_dict(cls, regions: dict[str, np.ndarray], where: str) -> Regions:
         if "lips" not in regions:
             raise FacerlError(f"{where} has no 'lips' region")
         upper = regions.get("upper_face")

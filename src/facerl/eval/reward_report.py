@@ -247,22 +247,26 @@ def _fmt(x: float, pct: bool = True) -> str:
 def markdown(report: dict) -> str:
     """The report as markdown: sync table, realism table, ground truth vs actor, judge agreement."""
     r = report["reward"]["sync"]
-    lines = [f"# Reward calibration: {report['split']} split ({report['clips']} clips, speakers "
-             f"{', '.join(report['speakers'])})", "",
+    lines = [(f"# Reward calibration: {report['split']} split ({report['clips']} clips, speakers "
+              f"{', '.join(report['speakers'])})"), "",
              "| sync (target) | reward lip score | judge |", "|---|---|---|"]
     j = report.get("judge", {}).get("sync", {})
-    lines += [f"| sync accuracy per window: aligned vs shifted >= {report['min_shift']} frames, at 0.5 | "
-              f"{_fmt(r['sync_accuracy'])} (aligned {_fmt(r['aligned_accepted'])}, shifted "
-              f"{_fmt(r['shifted_rejected'])}) | – |",
-              f"| sync accuracy per clip (mean lip score of the clip at 0.5) | {_fmt(r.get('clip_sync_accuracy'))} "
-              f"(aligned {_fmt(r.get('clip_aligned_accepted'))}, shifted {_fmt(r.get('clip_shifted_rejected'))}) | – |",
-              f"| pair accuracy: aligned scores above shifted | {_fmt(r['pair_accuracy'])} | "
-              f"{_fmt(j.get('pair_accuracy'))} |",
-              f"| offset accuracy over ±{MAX_SHIFT} frames, per clip (>= 90 %) | {_fmt(r['offset_accuracy'])} | "
-              f"{_fmt(j.get('offset_accuracy'))} |",
-              f"| offset mean abs error (frames) | {_fmt(r['offset_mean_abs_error_frames'], False)} | "
-              f"{_fmt(j.get('offset_mean_abs_error_frames'), False)} |", "",
-              "| realism: ground truth vs | window AUC | clip AUC (>= 0.9) | mean real |", "|---|---|---|---|"]
+    lines += [
+        (f"| sync accuracy per window: aligned vs shifted >= {report['min_shift']} frames, at 0.5 | "
+         f"{_fmt(r['sync_accuracy'])} (aligned {_fmt(r['aligned_accepted'])}, shifted "
+         f"{_fmt(r['shifted_rejected'])}) | – |"),
+        (f"| sync accuracy per clip (mean lip score of the clip at 0.5) | {_fmt(r.get('clip_sync_accuracy'))} "
+         f"(aligned {_fmt(r.get('clip_aligned_accepted'))}, shifted {_fmt(r.get('clip_shifted_rejected'))}) | – |"),
+        (f"| pair accuracy: aligned scores above shifted | {_fmt(r['pair_accuracy'])} | "
+         f"{_fmt(j.get('pair_accuracy'))} |"),
+        (f"| offset accuracy over ±{MAX_SHIFT} frames, per clip (>= 90 %) | {_fmt(r['offset_accuracy'])} | "
+         f"{_fmt(j.get('offset_accuracy'))} |"),
+        (f"| offset mean abs error (frames) | {_fmt(r['offset_mean_abs_error_frames'], False)} | "
+         f"{_fmt(j.get('offset_mean_abs_error_frames'), False)} |"),
+        "",
+        "| realism: ground truth vs | window AUC | clip AUC (>= 0.9) | mean real |",
+        "|---|---|---|---|",
+    ]
     for kind, v in report["realism"].items():
         lines.append(f"| {kind} | {_fmt(v['window_auc'], False)} | {_fmt(v['clip_auc'], False)} | "
                      f"{_fmt(v['mean_real'], False)} |")

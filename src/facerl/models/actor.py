@@ -27,7 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from facerl.models.audio import AudioEncoder, AudioEncoderConfig, build_audio_encoder, sinusoidal_encoding
+from facerl.models.audio import (
+    AudioEncoder,
+    AudioEncoderConfig,
+    build_audio_encoder,
+    sinusoidal_encoding,
+)
 
 
 @dataclass
@@ -75,7 +80,7 @@ class MotionSpace(nn.Module):
         self.register_buffer("basis", torch.zeros(0 if dim is None else dim, n_coords))
 
     @classmethod
-    def fit(cls, offsets: torch.Tensor, dim: int, rel_tol: float = 1e-4, seed: int = 0) -> "MotionSpace":
+    def fit(cls, offsets: torch.Tensor, dim: int, rel_tol: float = 1e-4, seed: int = 0) -> MotionSpace:
         """PCA (uncentred, so zero motion stays the template) of training offsets (N, V*3) -> K <= dim."""
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # svd_lowrank draws a random projection

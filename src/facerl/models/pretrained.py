@@ -100,7 +100,12 @@ class PretrainedSpeechEncoder(AudioEncoder):
         if cfg.kind not in ("wav2vec2", "hubert"):
             raise FacerlError(f"PretrainedSpeechEncoder supports wav2vec2 and hubert, not {cfg.kind!r}")
         if hf_config is not None:
-            from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
+            from transformers import (
+                HubertConfig,
+                HubertModel,
+                Wav2Vec2Config,
+                Wav2Vec2Model,
+            )
 
             config_cls, model_cls = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
                                      "hubert": (HubertConfig, HubertModel)}[cfg.kind]

@@ -13,7 +13,12 @@ import numpy as np
 from facerl.audio import SAMPLE_RATE, read_wav, write_wav
 from facerl.errors import FacerlError
 from facerl.head.rig import HeadRig, load_head
-from facerl.render.renderer import Panel, default_vertex_colors, render_still, render_video
+from facerl.render.renderer import (
+    Panel,
+    default_vertex_colors,
+    render_still,
+    render_video,
+)
 
 IRIS, PUPIL = np.array([0.33, 0.22, 0.13]), np.array([0.05, 0.04, 0.04])
 TONGUE = np.array([0.58, 0.28, 0.30])
@@ -120,7 +125,7 @@ def render_command(args: argparse.Namespace, render_cfg) -> None:
     if audio is not None and abs(len(audio) / SAMPLE_RATE - seconds) > 0.1:
         print(f"warning: the audio lasts {len(audio) / SAMPLE_RATE:.2f} s but the motion {seconds:.2f} s "
               f"(--fps-in {args.fps_in:g}); the video lasts as long as the longer", file=sys.stderr)
-    stride = max(1, int(round(args.fps_in / fps)))
+    stride = max(1, round(args.fps_in / fps))
     panels = [Panel(s[::stride], t) for s, t in zip(seqs, titles)]
     with tempfile.TemporaryDirectory() as tmp:
         wav = None

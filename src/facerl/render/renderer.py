@@ -19,9 +19,9 @@ import functools
 import os
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -95,7 +95,7 @@ class _Framing:
     zr: float
 
     @classmethod
-    def fit(cls, first_frames: Sequence[np.ndarray], margin: float = 1.12) -> "_Framing":
+    def fit(cls, first_frames: Sequence[np.ndarray], margin: float = 1.12) -> _Framing:
         pts = np.concatenate(first_frames)  # (P*V, 3)
         lo, hi = pts.min(0), pts.max(0)
         ext = float((hi - lo)[:2].max()) * margin
@@ -138,7 +138,7 @@ class _GLRenderer:
         self.vao = ctx.vertex_array(
             prog, [(self.pos, "3f", "in_pos"), (self.nrm, "3f", "in_nrm"), (col, "3f", "in_col")],
             index_buffer=ibo)
-        wh, samples = (size * panels, size), min(int(os.environ.get("FACERL_MSAA", 4)), ctx.max_samples)
+        wh, samples = (size * panels, size), min(int(os.environ.get("FACERL_MSAA", "4")), ctx.max_samples)
         samples = samples if samples >= 2 else 0  # MSAA roughly doubles llvmpipe frame time
         self.ms_fbo = ctx.framebuffer(ctx.renderbuffer(wh, 4, samples=samples),
                                       ctx.depth_renderbuffer(wh, samples=samples))
@@ -223,7 +223,7 @@ def available_backend() -> str:
 
         moderngl.create_standalone_context(backend="egl").release()
         return "egl"
-    except Exception as err:  # no libEGL, no driver, no moderngl, ...
+    except Exception as err:  # noqa: BLE001 - no libEGL, no driver, no moderngl, ...
         warnings.warn(f"EGL unavailable ({type(err).__name__}: {err}); using the slow "
                       "software renderer", RuntimeWarning, stacklevel=2)
         return "software"

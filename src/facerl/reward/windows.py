@@ -35,8 +35,7 @@ def mel_windows(mel: torch.Tensor, length: int = WINDOW, shift: int = 0) -> torc
     """(B, F*T, M) -> (B, W, 1, F*L, M) windows aligned with :func:`mesh_windows`, the audio moved by
     ``shift`` video frames (positive: the audio comes from later). Windows whose shifted audio would
     fall outside the clip take the edge (clamped), so every window exists for every shift."""
-    b, n, m = mel.shape
-    t = n // MEL_PER_FRAME
+    t = mel.shape[1] // MEL_PER_FRAME
     starts = (torch.arange(t - length + 1, device=mel.device) + shift).clamp(0, t - length) * MEL_PER_FRAME
     idx = starts[:, None] + torch.arange(length * MEL_PER_FRAME, device=mel.device)[None]   # (W, F*L)
     return mel[:, idx][:, :, None]                                                        # (B, W, 1, F*L, M)

@@ -61,7 +61,7 @@ class Utterance:
 class Espeak:
     """One synthesiser per process (the library keeps global state)."""
 
-    _instance: "Espeak | None" = None
+    _instance: Espeak | None = None
 
     def __init__(self) -> None:
         try:
@@ -83,7 +83,7 @@ class Espeak:
         self.lib.espeak_SetSynthCallback(self._callback)
 
     @classmethod
-    def get(cls) -> "Espeak":
+    def get(cls) -> Espeak:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance

@@ -58,20 +58,20 @@ American English).
 from __future__ import annotations
 
 import unicodedata
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = [
+    "CONVERTERS",
     "PHONES",
     "PHONE_CLASS",
     "PHONE_CLASSES",
     "UnknownPhoneError",
+    "convert",
     "from_arpabet",
-    "from_xsampa",
-    "from_ipa",
     "from_espeak",
     "from_facerl",
-    "CONVERTERS",
-    "convert",
+    "from_ipa",
+    "from_xsampa",
 ]
 
 SIL = "SIL"

@@ -26,9 +26,9 @@ Example::
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["MIN_WORDS", "MAX_WORDS", "make_sentences", "count_bilabial_letters", "plural"]
+__all__ = ["MAX_WORDS", "MIN_WORDS", "count_bilabial_letters", "make_sentences", "plural"]
 
 MIN_WORDS = 6
 MAX_WORDS = 13

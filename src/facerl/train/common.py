@@ -104,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> dict[str, Any]:
         raise FacerlError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or foreign files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged or foreign files
         raise FacerlError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
         found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__

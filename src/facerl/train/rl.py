@@ -136,9 +136,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
-def frame_advantage(window_adv: torch.Tensor, frame_mask: torch.Tensor, length: int = 5) -> torch.Tensor:
+def frame_advantage(window_adv: torch.Tensor, length: int = 5) -> torch.Tensor:
     """Dense advantages: each frame gets the mean advantage of the windows (N, W) that contain it -> (N, T)."""
-    n, t = frame_mask.shape
     ones = torch.ones(1, 1, length, device=window_adv.device, dtype=window_adv.dtype)
     total = F.conv1d(F.pad(window_adv[:, None], (length - 1, length - 1)), ones)[:, 0]        # (N, T)
     count = F.conv1d(F.pad(torch.ones_like(window_adv)[:, None], (length - 1, length - 1)), ones)[:, 0]
@@ -210,7 +209,7 @@ class Objective:
             adv = reward_w if rc.dense else reward
         if rc.normalize:
             adv = adv / (adv[wmask].std() if rc.dense else adv.std()).clamp_min(1e-6)
-        frame_adv = frame_advantage(adv * wmask, fmask) if rc.dense else adv[:, None]
+        frame_adv = frame_advantage(adv * wmask) if rc.dense else adv[:, None]
         old_logp = actor.log_prob(actor(feats, style, sample), sample)                      # (BG, T)
         ref_means = self.reference(feats, style, sample) if rc.loss.kl > 0 else None
         stats = {"reward": reward.mean().item(), "lip": masked_mean(lip, wmask).mean().item(),
