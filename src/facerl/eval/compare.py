@@ -44,13 +44,14 @@ def result_folders(run_dir: Path, spec: DatasetSpec, device: torch.device) -> di
 
 def plot_curves(run_dir: Path, path: Path) -> bool:
     """Validation reward, LVE and judge sync per epoch of the fine-tuning runs; False if there are none."""
+    from facerl.models.checkpoint import ACTOR_KIND
     from facerl.train.common import load_checkpoint
 
     histories = {}
     for label, stage in STAGES[1:]:
         last = run_dir / stage / "last.pt"
         if last.is_file():
-            histories[label] = load_checkpoint(last, "facerl-actor")["history"]
+            histories[label] = load_checkpoint(last, ACTOR_KIND)["history"]
     if not histories:
         return False
     import matplotlib

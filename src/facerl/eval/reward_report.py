@@ -39,6 +39,7 @@ from facerl.reward.scoring import (
     load_backbone,
     load_reward,
     score_sequence,
+    sync_by_shift,
     windows,
 )
 from facerl.utils.io import atomic_path, save_text
@@ -123,12 +124,6 @@ def lip_by_shift(model: RewardModel, motion: torch.Tensor, mel: torch.Tensor) ->
         return torch.stack([model.head(v, a[i]).lip for i in range(len(SHIFTS))]).cpu()
 
 
-def judge_by_shift(judge: SpeechMeshTransformer, motion: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-    """The judge's cosine sync (S, W) of every window with its audio moved by each shift."""
-    v, a = features_by_shift(judge, motion, mel, SHIFTS)
-    return torch.nn.functional.cosine_similarity(v[None], a, dim=-1).cpu()
-
-
 def sync_margin(score: torch.Tensor) -> float:
     """Mean score of the aligned windows minus their mean score with audio shifted by 2..15 frames
     (SyncNet's confidence, here in cosine units): higher is more in sync, ~0 means no sync seen."""
@@ -195,7 +190,7 @@ def calibrate(reward_dir: Path, spec: DatasetSpec, split: str = "test", judge_di
         for kind in DEGRADATIONS:
             real_bad[kind].append(score_sequence(model, degrade(c.motion, kind, rng), c.mel).real.numpy())
         if judge is not None:
-            judged = judge_by_shift(judge, c.motion, c.mel)
+            judged = sync_by_shift(judge, c.motion, c.mel, SHIFTS)
             judge_sync_tally.add(judged)
             agree_gt.append(agreement(lips, judged))
             offset_agree.append(offset_estimate(lips) == offset_estimate(judged))
@@ -204,7 +199,7 @@ def calibrate(reward_dir: Path, spec: DatasetSpec, split: str = "test", judge_di
             lip_actor.append(fake.lip.numpy())
             real_actor.append(fake.real.numpy())
             if judge is not None:
-                judged_fake = judge_by_shift(judge, c.generated, c.mel)
+                judged_fake = sync_by_shift(judge, c.generated, c.mel, SHIFTS)
                 actor_judge.add(judged_fake)
                 agree_actor.append(agreement(lip_by_shift(model, c.generated, c.mel), judged_fake))
 

@@ -121,13 +121,12 @@ def sequence_windows(offsets: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Te
 
 def window_scores(reward: RewardModel, offsets: torch.Tensor, mel: torch.Tensor):
     """Frozen lip and real (N, W) without gradient, and the backbone features for the value MLP."""
-    n, t = offsets.shape[:2]
+    n = len(offsets)
     mesh, mel_w = sequence_windows(offsets, mel)
     with torch.no_grad():
         v, a = reward.backbone(mesh, mel_w)
         s = reward.head(v, a)
-    w = t - mesh.shape[1] + 1
-    return s.lip.view(n, w), s.real.view(n, w), torch.cat([v, a], -1).view(n, w, -1)
+    return s.lip.view(n, -1), s.real.view(n, -1), torch.cat([v, a], -1).view(n, s.lip.numel() // n, -1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
