@@ -5,7 +5,6 @@ Dimensions: S audio samples (16 kHz), T frames (30 fps), V vertices, Da audio fe
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from facerl.errors import FacerlError
 from facerl.models.actor import Actor
 from facerl.models.audio import MOTION_FPS, frames_for_samples
 from facerl.models.checkpoint import ActorMeta, load_actor
-from facerl.utils.io import save_npy
+from facerl.utils.io import atomic_dir, check_writable, save_npy
 
 MIN_SECONDS = 0.1
 
@@ -46,11 +45,13 @@ def resolve_template(spec: str | None, meta: ActorMeta, ckpt: dict) -> torch.Ten
     if not spec:
         return meta.template
     if spec.endswith(".npy"):
-        from facerl.render.commands import _load_npy
+        from facerl.utils.io import load_npy
 
-        arr = _load_npy(spec, "template")
-        if arr.size != meta.n_vertices * 3:
+        arr = load_npy(spec, "template")
+        if arr.size != meta.n_vertices * 3 or arr.dtype.kind not in "fiu":
             raise FacerlError(f"{spec}: {arr.size // 3} vertices, the actor predicts {meta.n_vertices}")
+        if not np.isfinite(arr).all():
+            raise FacerlError(f"{spec}: the template contains NaN or inf")
         return torch.from_numpy(arr.astype(np.float32).reshape(-1))
     from facerl.data.layout import Layout
 
@@ -64,20 +65,11 @@ def resolve_template(spec: str | None, meta: ActorMeta, ckpt: dict) -> torch.Ten
 
 def write_obj_sequence(folder: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     """One ``frame_NNNNN.obj`` per frame (vertices (T, V, 3)); the folder appears only when complete."""
-    if folder.exists():
-        raise FacerlError(f"{folder} already exists; choose another output folder")
-    tmp = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(folder) as tmp:
         face_lines = "".join(f"f {a} {b} {c}\n" for a, b, c in (faces + 1))
         for i, frame in enumerate(vertices):
             vert_lines = "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in frame)
             (tmp / f"frame_{i:05d}.obj").write_text(vert_lines + face_lines)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: str | None = None,
@@ -89,6 +81,9 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
         kinds.append("mp4" if suffix == ".mp4" else "npy" if suffix == ".npy" else "obj" if suffix == "" else None)
         if kinds[-1] is None:
             raise FacerlError(f"--out {out}: use a .mp4, a .npy or a folder name (OBJ sequence)")
+        if kinds[-1] == "obj" and (Path(out).exists() or Path(out).is_symlink()):
+            raise FacerlError(f"{out} already exists; choose another output folder")
+        check_writable(Path(out).parent)  # before the model runs, not after
     actor, meta, ckpt = load_actor(checkpoint, device)
     style_idx = meta.style_index(style)
     tmpl = resolve_template(template, meta, ckpt)
@@ -101,6 +96,8 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
         motion = actor.generate(feats, torch.tensor([style_idx], device=device)).motion   # (1, T, K)
         verts = actor.vertices(motion, tmpl.to(device)[None])[0].cpu().numpy()             # (T, V*3)
     verts = verts.reshape(n_frames, -1, 3)
+    if not np.isfinite(verts).all():
+        raise FacerlError(f"{checkpoint} produced NaN or inf vertices (a diverged checkpoint?); nothing written")
     faces = _faces(faces_path, meta) if {"mp4", "obj"} & set(kinds) else None
     for out, kind in zip(outs, kinds):
         if kind == "npy":
@@ -124,7 +121,7 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
 
 def _faces(path: str | None, meta: ActorMeta) -> np.ndarray:
     if path:
-        from facerl.render.commands import load_faces
+        from facerl.data.layout import load_faces
 
         return load_faces(path)
     if meta.faces is not None:

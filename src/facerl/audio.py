@@ -42,12 +42,16 @@ def read_wav(path: str | os.PathLike, rate: int = SAMPLE_RATE) -> np.ndarray:
     if path.stat().st_size == 0:
         raise FacerlError(f"audio file is empty: {path}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", wavfile.WavFileWarning)  # unknown chunks are harmless ...
             rate_in, samples = wavfile.read(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises assorted types on malformed headers (even UnboundLocalError)
         raise FacerlError(f"cannot read {path} as a wav file ({type(exc).__name__}: {exc}); "
                           "convert it to PCM wav first") from None
+    truncated = next((w for w in caught if "EOF prematurely" in str(w.message)), None)
+    if truncated is not None:  # ... but a data chunk shorter than its header says is a damaged file
+        detail = str(truncated.message).split("; ")[-1].rstrip(".")
+        raise FacerlError(f"{path} is truncated ({detail}): an interrupted copy or download? re-export it")
     if samples.size == 0:
         raise FacerlError(f"audio file has no samples: {path}")
     audio = to_float(samples)

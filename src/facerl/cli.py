@@ -476,6 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _close_progress_bars() -> None:
+    """An error raised inside a loop leaves its tqdm bar drawn: clear it so the error gets a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: partial files are removed
 
@@ -491,13 +499,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args, extra)
     except FacerlError as exc:
+        _close_progress_bars()
         print(f"facerl: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # unwritable output, a file where a folder should be, disk full, ...
+        _close_progress_bars()
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"facerl: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("facerl: interrupted", file=sys.stderr)
         return 130
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -16,9 +18,23 @@ def load_config(overrides: list[str] | None = None) -> DictConfig:
         with initialize_config_module(config_module="facerl.conf", version_base=None):
             cfg = compose(config_name="config", overrides=list(overrides or []))
         OmegaConf.resolve(cfg)
-        return cfg
     except (HydraException, OmegaConfBaseException) as exc:
         raise FacerlError(f"bad config override: {str(exc).splitlines()[0]}") from None
+    check_run_name(cfg.get("run_name"))
+    return cfg
+
+
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_run_name(name) -> None:
+    """A run writes into runs/<run_name>/: the name must be one plain folder name, so no run can write
+    outside runs/ (``../x``, ``/abs``) or into runs/ itself (empty)."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not RUN_NAME_RE.match(name):
+        raise FacerlError(f"run_name must be a plain folder name (letters, digits, '.', '_', '-'; starting with "
+                          f"a letter or digit), got {name!r}")
 
 
 def to_dataclass(cls, node, where: str = ""):
@@ -48,4 +64,5 @@ def _check_type(hint: type, value, name: str):
         return float(value)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    raise FacerlError(f"config {name} must be a {hint.__name__}, got {value!r}")
+    article = "an" if hint.__name__[0] in "aeiou" else "a"
+    raise FacerlError(f"config {name} must be {article} {hint.__name__}, got {value!r}")

@@ -35,6 +35,11 @@ def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
         print(f"using the existing corpus at {corpus.out} (--rebuild to rebuild)")
         return
     incomplete = (layout.root / "vertices_npy").is_dir() and not layout.meta_path.exists()
+    if incomplete and layout.created_by != "facerl data build":
+        # a converted VOCASET folder, a `data from-speech` folder or the user's own: never the pipeline's to delete
+        raise FacerlError(f"{corpus.out} holds a dataset that `facerl data build` did not make (no corpus.json); "
+                          "the pipeline builds its corpus elsewhere: pass data.out=<new folder> (to train on "
+                          f"that dataset use `facerl train dataset=vocaset dataset.root={corpus.out}`)")
     if incomplete:
         print(f"{corpus.out} holds an unfinished build (no corpus.json): rebuilding it")
     corpus.overwrite = corpus.overwrite or rebuild or incomplete
@@ -67,6 +72,20 @@ def stage_config(experiment: str, tiny: bool, overrides: list[str]) -> DictConfi
                         *(o for o in overrides if not o.startswith("experiment="))])
 
 
+def _same_settings(last: Path, done: dict, cfg: DictConfig, ignore: tuple[str, ...]) -> bool:
+    """Whether a stage's checkpoint was trained with the settings asked for now (else it is trained again,
+    with a line saying why: a reused or resumed stage never silently differs from the config)."""
+    from facerl.train.common import config_changes, describe_changes
+
+    current = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.stage in ("rl", "perceptual"):
+        current["model"] = done["config"].get("model")  # fine-tuning keeps the actor's own model config
+    changes = config_changes(done["config"], current, ignore)
+    if changes:
+        print(f"{last} was trained with other settings ({describe_changes(changes)}): training it again")
+    return not changes
+
+
 def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retrain: bool) -> Path:
     """Train the reward model or the judge (``cfg.stage``) within ``minutes``, or reuse a finished one of
     the same reward config and realism-negative actor; a different one is trained from scratch."""
@@ -80,9 +99,8 @@ def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retr
     folder = Path(cfg.paths.run_dir) / str(cfg.stage)
     last = folder / "last.pt"
     if last.exists() and not retrain:
-        done = load_checkpoint(last, REWARD_KIND)
-        same = (done["config"]["reward"] == OmegaConf.to_container(cfg.reward, resolve=True)
-                and done["config"]["trainer"].get("actor_checkpoint") == cfg.trainer.actor_checkpoint)
+        done = load_checkpoint(last, REWARD_KIND, keys=("config",))
+        same = _same_settings(last, done, cfg, ignore=("model",))
         if done.get("finished") and same:
             print(f"using the trained {cfg.stage} model in {folder} (--retrain to train again)")
             return folder
@@ -104,11 +122,12 @@ def fine_tune_stage(cfg: DictConfig, minutes: float, actor: Path, retrain: bool)
     folder = Path(cfg.paths.run_dir) / str(cfg.stage)
     last = folder / "last.pt"
     if last.exists() and not retrain:
-        done = load_checkpoint(last, ACTOR_KIND)
-        if done.get("finished") and done.get("source_actor") == str(actor) and (folder / "best.pt").exists():
+        done = load_checkpoint(last, ACTOR_KIND, keys=("config",))
+        same = done.get("source_actor") == str(actor) and _same_settings(last, done, cfg, ignore=("model", "reward"))
+        if done.get("finished") and same and (folder / "best.pt").exists():
             print(f"using the fine-tuned {cfg.stage} actor in {folder} (--retrain to train again)")
             return folder / "best.pt"
-        retrain = retrain or done.get("source_actor") != str(actor)
+        retrain = retrain or not same
     cfg.trainer.resume = not retrain
     return train_rl(cfg)
 
@@ -123,15 +142,16 @@ def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path
 
     actor_dir = Path(cfg.paths.run_dir) / "actor"
     best, last = actor_dir / "best.pt", actor_dir / "last.pt"
-    if best.exists() and last.exists() and not retrain:
-        done = load_checkpoint(last, ACTOR_KIND)
-        same = (done["config"]["model"] == OmegaConf.to_container(cfg.model, resolve=True)
-                and done["meta"]["styles"] == spec.train_subjects)
-        if done.get("finished") and same:
-            print(f"using the trained actor {best} (--retrain to train again)")
-            return best, False
     cfg = cfg.copy()
     cfg.trainer.max_minutes = cfg.pipeline.actor_minutes
+    if last.exists() and not retrain:
+        done = load_checkpoint(last, ACTOR_KIND, keys=("config", "meta"))
+        same = (_same_settings(last, done, cfg, ignore=("reward",))
+                and done["meta"].get("styles") == spec.train_subjects)
+        if done.get("finished") and same and best.exists():
+            print(f"using the trained actor {best} (--retrain to train again)")
+            return best, False
+        retrain = retrain or not same
     cfg.trainer.resume = not retrain
     return train_supervised(cfg), True
 

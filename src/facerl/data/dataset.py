@@ -101,10 +101,15 @@ class VocaDataset(Dataset):
     def _check_vertices(self, name: str, subject: str) -> None:
         """Read only the .npy header: the vertex count must match the subject's template."""
         path = self.layout.vertices(name)
+        if path.stat().st_size == 0:
+            raise FacerlError(f"vertex file is empty: {path}")
         try:
-            shape = np.load(path, mmap_mode="r").shape
-        except (ValueError, OSError) as exc:
-            raise FacerlError(f"cannot read {path} ({exc})") from None
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise FacerlError(f"cannot read {path} as a .npy array ({exc})") from None
+        shape = array.shape
+        if array.dtype.kind not in "fiu":
+            raise FacerlError(f"{path}: vertices must be numbers, got dtype {array.dtype}")
         per_frame = int(np.prod(shape[1:])) if len(shape) > 1 else 0
         if len(shape) not in (2, 3) or shape[0] == 0 or per_frame != self.templates[subject].size:
             raise FacerlError(f"{path}: shape {shape} does not hold frames of {len(self.templates[subject])} "
@@ -119,6 +124,8 @@ class VocaDataset(Dataset):
         template = self.templates[subject]  # (V, 3)
         vertices = np.load(self.layout.vertices(name), mmap_mode="r")[:: self.spec.stride]  # (T, V*3)
         vertices = vertices.reshape(len(vertices), -1)  # (T, V, 3) files are accepted too
+        if not np.isfinite(vertices).all():
+            raise FacerlError(f"{self.layout.vertices(name)}: vertices contain NaN or inf")
         phones_path = self.layout.phones(name)
         phones = read_phone_csv(phones_path) if self.with_phones and phones_path.exists() else None
         return Clip(

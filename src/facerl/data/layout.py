@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from facerl.errors import FacerlError
-from facerl.utils.io import save_pickle
+from facerl.utils.io import load_npy, save_pickle
+from facerl.utils.owned import mark_owned, owned_by, remove_owned
 
 CLIP_RE = re.compile(r"^(?P<subject>.+)_sentence(?P<sentence>\d+)$")
 _SAFE_GLOBALS = {
@@ -30,6 +30,12 @@ _SAFE_GLOBALS = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),  # how protocol-2 pickles store array bytes; harmless
 }
+
+
+# What a dataset root holds at its top level (facerl's layout, VOCASET's mask name): replacing a root
+# with anything else in it is refused.
+DATASET_ENTRIES = {"wav", "vertices_npy", "phones", "blendshapes", "templates.pkl", "regions.pkl",
+                   "FLAME_masks.pkl", "faces.npy", "corpus.json"}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -42,14 +48,26 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def load_pickle(path: Path) -> Any:
-    """Load a dataset pickle safely (VOCASET's are Python 2 pickles: latin1)."""
+    """Load a dataset pickle safely (VOCASET's are Python 2 pickles: latin1); any failure is one line."""
     if not path.is_file():
         raise FacerlError(f"file not found: {path}")
     try:
         with open(path, "rb") as fh:
             return _SafeUnpickler(fh, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError) as exc:
-        raise FacerlError(f"cannot read {path}: {exc}") from None
+    except MemoryError:
+        raise FacerlError(f"cannot read {path}: it is damaged (claims more memory than there is)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises almost any type from inside its objects
+        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FacerlError(f"cannot read {path}: {detail}") from None
+
+
+def load_faces(path: Path) -> np.ndarray:
+    """(F, 3) integer triangle indices from a .npy, or a one-line error naming the file."""
+    faces = load_npy(path, "faces")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0 or faces.dtype.kind not in "iu" or faces.min() < 0:
+        raise FacerlError(f"{path}: faces must be a non-empty (F, 3) array of vertex indices, "
+                          f"got {faces.dtype} {faces.shape}")
+    return faces.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -98,16 +116,21 @@ class Layout:
     def meta_path(self) -> Path:
         return self.root / "corpus.json"
 
-    def prepare(self, overwrite: bool = False) -> None:
-        """Create an empty dataset root; refuse to clobber an existing one unless asked."""
-        if self.root.exists() and any(self.root.iterdir()):
+    def prepare(self, created_by: str, overwrite: bool = False) -> None:
+        """Create an empty dataset root marked as made by ``created_by``; refuse to clobber an existing one
+        unless asked, and even then replace only a dataset facerl made that holds nothing else."""
+        if self.root.is_symlink() or (self.root.exists() and any(self.root.iterdir())):
             if not overwrite:
                 raise FacerlError(f"{self.root} already exists and is not empty (pass --overwrite to replace it)")
-            if not (self.meta_path.exists() or (self.root / "vertices_npy").exists()):
-                raise FacerlError(f"{self.root} does not look like a facerl dataset; refusing to delete it")
-            shutil.rmtree(self.root)
+            remove_owned(self.root, DATASET_ENTRIES, legacy_marker=self.meta_path.name)
         for sub in ("wav", "vertices_npy", "phones", "blendshapes"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        mark_owned(self.root, created_by)
+
+    @property
+    def created_by(self) -> str | None:
+        """The facerl command that made this root (None for VOCASET folders made by hand, or older ones)."""
+        return owned_by(self.root)
 
     def clips(self) -> list[str]:
         """Clip names (<Subject>_sentenceNN) that have both a wav and a vertex file, sorted; other files are ignored."""
@@ -119,14 +142,30 @@ class Layout:
         data = load_pickle(self.templates_path)
         if not isinstance(data, dict):
             raise FacerlError(f"{self.templates_path} must hold a dict {{subject: (V, 3) array}}")
-        return {k: np.asarray(v, np.float32).reshape(-1, 3) for k, v in data.items()}
+        out = {}
+        for subject, value in data.items():
+            try:
+                template = np.asarray(value, np.float32).reshape(-1, 3)
+            except (TypeError, ValueError):
+                raise FacerlError(f"{self.templates_path}: the template of {subject!r} is not a (V, 3) array") from None
+            if not np.isfinite(template).all():
+                raise FacerlError(f"{self.templates_path}: the template of {subject!r} contains NaN or inf")
+            out[str(subject)] = template
+        return out
 
     def regions(self) -> dict[str, np.ndarray]:
         data = load_pickle(self.regions_path)
-        return {k: np.asarray(v).astype(np.int64) for k, v in data.items()}
+        if not isinstance(data, dict):
+            raise FacerlError(f"{self.regions_path} must hold a dict {{region name: vertex indices}}, "
+                              f"found a {type(data).__name__}")
+        try:
+            return {str(k): np.asarray(v).astype(np.int64).reshape(-1) for k, v in data.items()}
+        except (TypeError, ValueError) as exc:
+            raise FacerlError(f"{self.regions_path}: a region is not a list of vertex indices ({exc})") from None
 
     def faces(self) -> np.ndarray | None:
-        return np.load(self.faces_path) if self.faces_path.exists() else None
+        """(F, 3) triangles, or None when the dataset has no faces.npy."""
+        return load_faces(self.faces_path) if self.faces_path.exists() else None
 
     def add_template(self, subject: str, template: np.ndarray) -> None:
         templates = self.templates() if self.templates_path.exists() else {}

@@ -134,7 +134,7 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> BuildSummary:
     t0 = time.perf_counter()
     cfg.validate()
     layout = Layout(Path(cfg.out))
-    layout.prepare(overwrite=cfg.overwrite)
+    layout.prepare("facerl data build", overwrite=cfg.overwrite)
     speakers = TINY_SPEAKERS if cfg.tiny else SPEAKERS
     per_speaker = 3 if cfg.tiny else cfg.sentences_per_speaker
     head = load_head()
@@ -196,6 +196,8 @@ def clip_from_speech(phones: list[Phone], audio: np.ndarray, root: str, subject:
     if layout.vertices(name).exists() and not overwrite:
         raise FacerlError(f"clip {name} already exists in {root} (pass --overwrite to replace it)")
     template = head.template(np.asarray(style.identity) if style.identity else None)
+    if not layout.root.exists() or not any(layout.root.iterdir()):
+        layout.prepare("facerl data from-speech")
     templates = layout.templates() if layout.templates_path.exists() else {}
     other = next((t for t in templates.values() if t.shape != template.shape), None)
     if other is not None:

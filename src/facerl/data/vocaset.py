@@ -19,7 +19,7 @@ from tqdm import tqdm
 from facerl.audio import resample, to_float, write_wav
 from facerl.data.layout import Layout, load_pickle
 from facerl.errors import FacerlError
-from facerl.utils.io import save_npy, save_pickle
+from facerl.utils.io import atomic_path, save_npy, save_pickle
 
 RAW_FILES = ("data_verts.npy", "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl", "templates.pkl")
 
@@ -43,7 +43,7 @@ def convert_vocaset(raw_dir: str | Path, out: str | Path, masks: str | Path | No
     untemplated = sorted(set(index) - set(templates))
     if untemplated:
         raise FacerlError(f"subject(s) missing from {raw_dir / 'templates.pkl'}: {', '.join(untemplated)}")
-    layout.prepare(overwrite=overwrite)
+    layout.prepare("facerl data convert-vocaset", overwrite=overwrite)
 
     jobs = [(s, q) for s in sorted(index) for q in sorted(index[s]) if q in audio.get(s, {})]
     for subject, sequence in tqdm(jobs, desc="converting VOCASET", unit="clip", disable=not progress):
@@ -57,5 +57,6 @@ def convert_vocaset(raw_dir: str | Path, out: str | Path, masks: str | Path | No
         save_npy(layout.vertices(clip), np.asarray(verts[rows], np.float32).reshape(len(rows), -1))
     save_pickle(layout.templates_path, {k: np.asarray(v, np.float32) for k, v in templates.items()})
     if masks is not None:
-        shutil.copyfile(masks, layout.root / "regions.pkl")
+        with atomic_path(layout.root / "regions.pkl") as tmp:
+            shutil.copyfile(masks, tmp)
     return len(jobs)

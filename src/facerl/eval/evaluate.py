@@ -26,7 +26,7 @@ from facerl.data.dataset import DatasetSpec, VocaDataset
 from facerl.errors import FacerlError
 from facerl.eval import metrics as M
 from facerl.speech.timing import Phone
-from facerl.utils.io import save_text
+from facerl.utils.io import load_npy, save_text
 
 RESULT_RE = re.compile(r"^(?P<clip>.+_sentence\d+)_condition_(?P<style>.+)$")
 FPS = 30.0
@@ -152,12 +152,12 @@ def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Re
         if not m or m["clip"] not in by_name:
             continue
         ref = by_name[m["clip"]]
-        try:
-            pred = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise FacerlError(f"cannot read {path} ({exc})") from None
-        if pred.ndim < 2 or pred.size != len(pred) * ref.template.size:
+        pred = load_npy(path, "result")
+        if pred.ndim < 2 or pred.size != len(pred) * ref.template.size or pred.dtype.kind not in "fiu":
             raise FacerlError(f"{path}: shape {pred.shape} is not (T, {ref.template.size}) for {ref.subject}")
+        if not np.isfinite(pred).all():
+            raise FacerlError(f"{path}: the prediction contains NaN or inf (a diverged model?); "
+                              "metrics of such results would be meaningless")
         seen[ref.name].add(m["style"])
         groups["average" if m["style"] == "average" else "all"].append(
             (ref, pred.reshape(len(pred), -1, 3), m["style"]))

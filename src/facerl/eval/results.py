@@ -15,7 +15,7 @@ from facerl.errors import FacerlError
 from facerl.eval.predict import predict_styles
 from facerl.models.actor import Actor
 from facerl.models.checkpoint import ActorMeta
-from facerl.utils.io import save_npy
+from facerl.utils.io import check_writable, save_npy
 
 STYLE_MODES = ("all", "average", "both")
 
@@ -32,6 +32,7 @@ def write_results(actor: Actor, meta: ActorMeta, spec: DatasetSpec, splits: list
                   out_dir: Path, device: torch.device, chunk: int = 4) -> int:
     """Generate and save every (clip, condition) of ``splits``; returns the number of files written."""
     conditions = style_conditions(meta, styles)
+    check_writable(out_dir)  # before generating, not after
     written = 0
     for split in splits:
         ds = VocaDataset(spec, split, with_phones=False)
@@ -42,6 +43,9 @@ def write_results(actor: Actor, meta: ActorMeta, spec: DatasetSpec, splits: list
             clips = [ds[i] for i in range(start, min(start + chunk, len(ds)))]
             batch = collate(clips).to(device)
             pred = predict_styles(actor, batch, [i for i, _ in conditions]).cpu()   # (B, C, T, V*3)
+            if not torch.isfinite(pred).all():
+                raise FacerlError(f"the actor produced NaN or inf vertices for {', '.join(batch.names)} "
+                                  "(a diverged checkpoint?); results would be meaningless")
             for b, clip in enumerate(clips):
                 for stale in out_dir.glob(f"{clip.name}_condition_*.npy"):  # a clip's results are replaced whole
                     stale.unlink()

@@ -14,7 +14,7 @@ import torch
 
 from facerl.config import to_dataclass
 from facerl.models.actor import Actor, ActorConfig, MotionSpace
-from facerl.train.common import load_checkpoint
+from facerl.train.common import load_checkpoint, reading_checkpoint
 
 ACTOR_KIND = "facerl-actor"
 
@@ -51,8 +51,9 @@ def build_actor(cfg: ActorConfig, meta: ActorMeta, motion: MotionSpace | None = 
 
 def load_actor(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Actor, ActorMeta, dict]:
     """(actor in eval mode, meta, checkpoint dict) from a best.pt / last.pt of `facerl train`."""
-    ckpt = load_checkpoint(path, ACTOR_KIND)
-    meta = ActorMeta(**ckpt["meta"])
-    actor = build_actor(to_dataclass(ActorConfig, ckpt["config"]["model"], "model."), meta)
-    actor.load_state_dict(ckpt["model"])
+    ckpt = load_checkpoint(path, ACTOR_KIND, keys=("model", "config", "meta"))
+    with reading_checkpoint(path):
+        meta = ActorMeta(**ckpt["meta"])
+        actor = build_actor(to_dataclass(ActorConfig, ckpt["config"]["model"], "model."), meta)
+        actor.load_state_dict(ckpt["model"])
     return actor.to(device).eval(), meta, ckpt

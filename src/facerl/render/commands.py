@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facerl.audio import SAMPLE_RATE, read_wav, write_wav
+from facerl.data.layout import load_faces
 from facerl.errors import FacerlError
 from facerl.head.rig import HeadRig, load_head
 from facerl.render.renderer import (
@@ -19,6 +20,7 @@ from facerl.render.renderer import (
     render_still,
     render_video,
 )
+from facerl.utils.io import load_npy
 
 IRIS, PUPIL = np.array([0.33, 0.22, 0.13]), np.array([0.05, 0.04, 0.04])
 TONGUE = np.array([0.58, 0.28, 0.30])
@@ -43,21 +45,9 @@ def head_vertex_colors(head: HeadRig) -> np.ndarray:
     return colors
 
 
-def _load_npy(path: str | Path, what: str) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise FacerlError(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
-        raise FacerlError(f"{what} file is empty: {path}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise FacerlError(f"cannot read {path} as a .npy array ({exc})") from None
-
-
 def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
     """A .npy of (T, V*3) or (T, V, 3) -> (T, V, 3) float32, checked against the expected vertex count."""
-    seq = _load_npy(path, "vertex")
+    seq = load_npy(path, "vertex")
     if seq.ndim == 2 and seq.shape[1] % 3 == 0 and len(seq):
         seq = seq.reshape(len(seq), -1, 3)
     if seq.ndim != 3 or seq.shape[2] != 3 or len(seq) == 0 or seq.dtype.kind not in "fiu":
@@ -67,15 +57,6 @@ def load_sequence(path: str | Path, n_vertices: int) -> np.ndarray:
     if not np.isfinite(seq).all():
         raise FacerlError(f"{path}: vertices contain NaN or inf")
     return seq.astype(np.float32)
-
-
-def load_faces(path: str | Path) -> np.ndarray:
-    """(F, 3) integer triangle indices from a .npy."""
-    faces = _load_npy(path, "faces")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0 or faces.dtype.kind not in "iu" or faces.min() < 0:
-        raise FacerlError(f"{path}: faces must be a non-empty (F, 3) array of vertex indices, "
-                          f"got {faces.dtype} {faces.shape}")
-    return faces.astype(np.int64)
 
 
 def check_render_config(cfg) -> tuple[int, float, str]:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from facerl.errors import FacerlError
 from facerl.utils.io import atomic_path
 
 BACKGROUND = (0.16, 0.17, 0.20)
@@ -329,8 +330,8 @@ def render_video(panels: list[Panel], faces: np.ndarray, out_path: str | os.Path
                  progress: bool = True) -> RenderInfo:
     """Render panels to an H.264/yuv420p video (S x S*P), muxing ``wav_path`` as AAC audio.
 
-    Writes ``.<stem>.partial<suffix>`` next to ``out_path`` and renames it only on success;
-    the partial file is removed on any exception (including KeyboardInterrupt)."""
+    Writes a hidden temp file next to ``out_path`` (:func:`facerl.utils.io.atomic_path`) and renames it only
+    on success; the temp file is removed on any exception (including KeyboardInterrupt)."""
     import imageio_ffmpeg
 
     verts, faces, colors = _validate(panels, faces, vertex_colors, size, backend)
@@ -345,13 +346,17 @@ def render_video(panels: list[Panel], faces: np.ndarray, out_path: str | os.Path
             macro_block_size=2, quality=None, ffmpeg_log_level="error",
             output_params=["-crf", "18", "-preset", "veryfast"],
             audio_path=None if wav_path is None else str(wav_path), audio_codec="aac")
-        writer.send(None)  # starts ffmpeg
         try:
-            for frame in _frames(renderer, verts, [p.title for p in panels], progress):
-                writer.send(frame)
-                count += 1
-        finally:
-            writer.close()  # waits for ffmpeg to finish the file
+            writer.send(None)  # starts ffmpeg
+            try:
+                for frame in _frames(renderer, verts, [p.title for p in panels], progress):
+                    writer.send(frame)
+                    count += 1
+            finally:
+                writer.close()  # waits for ffmpeg to finish the file
+        except OSError as exc:  # ffmpeg died (disk full, a vanished folder): imageio's error carries its whole log
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise FacerlError(f"ffmpeg could not write {out}: {lines[0] if lines else type(exc).__name__}") from None
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise RuntimeError(f"ffmpeg produced no output for {out}")
     seconds = time.perf_counter() - start

@@ -161,9 +161,9 @@ def load_vertices(path: Path, fps: float):
     """A .npy of (T, V*3) or (T, V, 3) absolute positions -> (T30, P) float32 at 30 fps."""
     import numpy as np
 
-    from facerl.render.commands import _load_npy
+    from facerl.utils.io import load_npy
 
-    seq = _load_npy(path, "vertex")
+    seq = load_npy(path, "vertex")
     if seq.ndim == 3 and seq.shape[2] == 3:
         seq = seq.reshape(len(seq), -1)
     if seq.ndim != 2 or seq.shape[1] % 3 or not len(seq) or not seq.shape[1] or seq.dtype.kind not in "fiu":

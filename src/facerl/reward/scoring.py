@@ -22,6 +22,7 @@ from facerl.config import to_dataclass
 from facerl.errors import FacerlError
 from facerl.reward.model import BackboneConfig, ScoreHead, Scores, SpeechMeshTransformer
 from facerl.reward.windows import MEL_PER_FRAME, WINDOW, mel_windows, mesh_windows
+from facerl.train.common import load_checkpoint, reading_checkpoint
 
 REWARD_KIND = "facerl-reward"
 
@@ -37,37 +38,39 @@ class RewardModel(nn.Module):
         return self.head(*self.backbone(mesh, mel))
 
 
-def _checkpoint(path: str | os.PathLike, name: str) -> dict:
-    """``name`` from a reward / judge folder; a file path stands for its folder."""
-    from facerl.train.common import load_checkpoint
-
+def _checkpoint_path(path: str | os.PathLike, name: str) -> Path:
+    """``name`` in a reward / judge folder; a file path stands for its folder."""
     path = Path(path)
-    return load_checkpoint((path if path.is_dir() else path.parent) / name, REWARD_KIND)
+    return (path if path.is_dir() else path.parent) / name
 
 
 def load_backbone(path: str | os.PathLike, device: torch.device | str = "cpu") -> SpeechMeshTransformer:
     """A trained backbone (eval mode, no gradients) from ``<run>/reward`` or ``<run>/judge`` (or its backbone.pt)."""
-    ckpt = _checkpoint(path, "backbone.pt")
-    cfg = to_dataclass(BackboneConfig, ckpt["meta"]["backbone_config"], "reward.")
-    backbone = SpeechMeshTransformer(ckpt["meta"]["n_coords"], cfg)
-    backbone.load_state_dict(ckpt["backbone"])
+    path = _checkpoint_path(path, "backbone.pt")
+    ckpt = load_checkpoint(path, REWARD_KIND, keys=("meta", "backbone"))
+    with reading_checkpoint(path):
+        cfg = to_dataclass(BackboneConfig, ckpt["meta"]["backbone_config"], "reward.")
+        backbone = SpeechMeshTransformer(ckpt["meta"]["n_coords"], cfg)
+        backbone.load_state_dict(ckpt["backbone"])
     return backbone.to(device).eval().requires_grad_(False)
 
 
 def load_reward(folder: str | os.PathLike, device: torch.device | str = "cpu") -> RewardModel:
     """The frozen reward model (backbone + head, eval mode, no gradients) from a ``<run>/reward`` folder."""
     backbone = load_backbone(folder, device)
-    ckpt = _checkpoint(folder, "head.pt")
-    if not ckpt["meta"].get("head_trained", True):
-        raise FacerlError(f"{folder} holds a judge (backbone only), not a reward model with a score head")
-    head = ScoreHead(backbone.cfg.embed)
-    state = ckpt["head"]
-    if any(k.startswith("value.") and k not in head.state_dict() for k in state):
-        # Written before the value MLP had its own layers: reward training never trains the value, so a
-        # fresh one is equivalent; lip and real load as trained.
-        state = {k: v for k, v in state.items() if not k.startswith("value.")}
-        state.update({k: v for k, v in head.state_dict().items() if k.startswith("value.")})
-    head.load_state_dict(state)
+    path = _checkpoint_path(folder, "head.pt")
+    ckpt = load_checkpoint(path, REWARD_KIND, keys=("meta", "head"))
+    with reading_checkpoint(path):
+        if not ckpt["meta"].get("head_trained", True):
+            raise FacerlError(f"{folder} holds a judge (backbone only), not a reward model with a score head")
+        head = ScoreHead(backbone.cfg.embed)
+        state = ckpt["head"]
+        if any(k.startswith("value.") and k not in head.state_dict() for k in state):
+            # Written before the value MLP had its own layers: reward training never trains the value, so a
+            # fresh one is equivalent; lip and real load as trained.
+            state = {k: v for k, v in state.items() if not k.startswith("value.")}
+            state.update({k: v for k, v in head.state_dict().items() if k.startswith("value.")})
+        head.load_state_dict(state)
     return RewardModel(backbone, head.to(device)).eval().requires_grad_(False)
 
 

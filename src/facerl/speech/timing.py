@@ -92,12 +92,9 @@ _FIELDS = re.compile(r"\s*[,;\t]\s*|\s+")
 
 
 def _is_header(row: list[str]) -> bool:
-    """A first row whose first field is not a number names the columns."""
-    try:
-        float(row[0])
-        return False
-    except ValueError:
-        return True
+    """A first row whose time fields are column names (words without digits: start, end_s, "Start (s)"),
+    not numbers. A mistyped time such as ``O.1`` is not a name: it is reported as a bad line, not skipped."""
+    return len(row) >= 2 and all(re.search(r"[A-Za-z]", f) and not re.search(r"\d", f) for f in row[:2])
 
 
 def _is_time(text: str) -> bool:

@@ -41,7 +41,11 @@ from facerl.reward.model import (
 )
 from facerl.reward.scoring import REWARD_KIND
 from facerl.train.common import (
+    apply_optimizer_settings,
+    check_resume,
     load_checkpoint,
+    reading_checkpoint,
+    record_changes,
     resolve_device,
     restore_rng,
     rng_state,
@@ -49,6 +53,7 @@ from facerl.train.common import (
     seed_everything,
 )
 from facerl.train.supervised import preload
+from facerl.utils.io import check_writable
 
 
 @dataclass
@@ -61,6 +66,9 @@ class RewardLossWeights:
     def head(self) -> bool:
         """Whether the score head is trained at all (the judge trains only the backbone)."""
         return self.lip > 0 or self.real > 0
+
+
+RESUME_KEYS = ("backbone", "head", "optimizer", "config", "rng", "step", "epoch", "history", "best")
 
 
 @dataclass
@@ -83,6 +91,7 @@ class RewardTrainConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = True
+    accept_changes: bool = False
 
     def validate(self) -> None:
         if min(self.epochs, self.steps_per_epoch, self.batch_windows, self.n_hard, self.val_windows) < 1:
@@ -203,11 +212,14 @@ def train_reward(cfg: DictConfig) -> Path:
     seed_everything(rc.seed)
     out_dir = Path(cfg.paths.run_dir) / str(cfg.stage)
     last_path = out_dir / "last.pt"
+    check_writable(out_dir)  # now, not after minutes of loading
     resuming = rc.resume and last_path.exists()
-    ckpt = load_checkpoint(last_path, REWARD_KIND) if resuming else None
-    if ckpt is not None and ckpt["config"]["reward"] != OmegaConf.to_container(cfg.reward, resolve=True):
-        raise FacerlError(f"{last_path} was trained with another reward config; "
-                          "use another run_name or trainer.resume=false")
+    ckpt = load_checkpoint(last_path, REWARD_KIND, keys=RESUME_KEYS) if resuming else None
+    changes: dict = {}
+    if ckpt is not None:
+        with reading_checkpoint(last_path):
+            changes = check_resume(last_path, ckpt["config"], OmegaConf.to_container(cfg, resolve=True),
+                                   rc.accept_changes, fixed=("reward",), ignore=("model",))
 
     spec = spec_from_config(cfg.dataset)
     train_raw = preload(VocaDataset(spec, "train", with_phones=False), "loading train clips", True)
@@ -228,12 +240,16 @@ def train_reward(cfg: DictConfig) -> Path:
     opt = torch.optim.AdamW(params, lr=rc.lr)
     rng = np.random.default_rng(rc.seed)
     step, first_epoch, history, best = 0, 1, [], {"score": -math.inf, "epoch": 0}
+    changes_log: list = []
     if ckpt is not None:
-        backbone.load_state_dict(ckpt["backbone"])
-        head.load_state_dict(ckpt["head"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, first_epoch, history, best = ckpt["step"], ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
-        restore_rng(ckpt["rng"])
+        with reading_checkpoint(last_path):
+            backbone.load_state_dict(ckpt["backbone"])
+            head.load_state_dict(ckpt["head"])
+            opt.load_state_dict(ckpt["optimizer"])
+            apply_optimizer_settings(opt, lr=rc.lr)
+            step, first_epoch, history, best = ckpt["step"], ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
+            changes_log = record_changes(ckpt.get("config_changes"), first_epoch, changes)
+            restore_rng(ckpt["rng"])
         rng = np.random.default_rng([rc.seed, first_epoch])
         print(f"resuming {last_path} at epoch {first_epoch}")
 
@@ -280,7 +296,7 @@ def train_reward(cfg: DictConfig) -> Path:
         finished = epoch == rc.epochs or out_of_time
         save_checkpoint(last_path, {**common, "backbone": backbone.state_dict(), "head": head.state_dict(),
                                     "optimizer": opt.state_dict(), "history": history, "best": best,
-                                    "finished": finished, "rng": rng_state()})
+                                    "finished": finished, "rng": rng_state(), "config_changes": changes_log})
         heads = f", lip acc {val['lip_acc']:.3f}, real acc {val['real_acc']:.3f}" if rc.loss.head else ""
         print(f"{cfg.stage} epoch {epoch:3d}/{rc.epochs}: val pair acc {val['pair_acc']:.3f}{heads}, "
               f"contrastive {val['contrastive']:.3f} ({elapsed / 60:.1f} min elapsed)", flush=True)

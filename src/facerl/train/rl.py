@@ -48,7 +48,11 @@ from facerl.models.checkpoint import ACTOR_KIND, load_actor
 from facerl.reward.scoring import REWARD_KIND, RewardModel, load_backbone, load_reward
 from facerl.reward.windows import mel_windows, mesh_windows, reward_mel, window_mask
 from facerl.train.common import (
+    apply_optimizer_settings,
+    check_resume,
     load_checkpoint,
+    reading_checkpoint,
+    record_changes,
     resolve_device,
     restore_rng,
     rng_state,
@@ -57,6 +61,9 @@ from facerl.train.common import (
 )
 from facerl.train.losses import masked_mse, velocity_mse
 from facerl.train.supervised import MM2, TrainStep, preload
+from facerl.utils.io import check_writable
+
+RESUME_KEYS = ("model", "head", "optimizer", "config", "rng", "step", "epoch", "history", "best")
 
 OBJECTIVES = ("rl", "perceptual")
 BASELINES = ("critic", "group", "none")
@@ -98,6 +105,7 @@ class RLConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = True
+    accept_changes: bool = False
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -318,6 +326,7 @@ def train_rl(cfg: DictConfig) -> Path:
     judge_dir = Path(rc.judge_dir or run_dir / "judge")
     device = resolve_device(rc.device)
     data_gen = seed_everything(rc.seed)
+    check_writable(out_dir)  # now, not after minutes of loading
 
     actor, meta, actor_ckpt = load_actor(actor_path, device)
     reference = copy.deepcopy(actor).eval().requires_grad_(False)
@@ -341,17 +350,28 @@ def train_rl(cfg: DictConfig) -> Path:
     opt = torch.optim.AdamW(params, lr=rc.lr, weight_decay=0.0)
     objective = Objective(actor, reference, reward, rc)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    step, first_epoch, history = 0, 1, []
+    step, first_epoch, history, changes_log = 0, 1, [], []
+    model_cfg = actor_ckpt["config"]["model"]
+    run_config = {**OmegaConf.to_container(cfg, resolve=True), "model": model_cfg}  # the actor's own model config
+    ckpt = (load_checkpoint(last_path, ACTOR_KIND, keys=RESUME_KEYS) if rc.resume and last_path.exists()
+            else None)
+    changes = {}
+    if ckpt is not None:
+        with reading_checkpoint(last_path):
+            changes = check_resume(last_path, ckpt["config"], run_config, rc.accept_changes, fixed=("model",),
+                                   ignore=("reward",))
     start = validate_rl(actor, reward, judge, val_clips, lips, device)
     best = {"score": -math.inf, "epoch": 0, "lve_limit": start["lve"] * (1 + rc.max_lve_increase)}
-    if rc.resume and last_path.exists():
-        ckpt = load_checkpoint(last_path, ACTOR_KIND)
-        actor.load_state_dict(ckpt["model"])
-        reward.head.load_state_dict(ckpt["head"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, first_epoch, history, best = ckpt["step"], ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
-        restore_rng(ckpt["rng"])
-        data_gen.set_state(ckpt["rng"]["data"])
+    if ckpt is not None:
+        with reading_checkpoint(last_path):
+            actor.load_state_dict(ckpt["model"])
+            reward.head.load_state_dict(ckpt["head"])
+            opt.load_state_dict(ckpt["optimizer"])
+            apply_optimizer_settings(opt, lr=rc.lr)
+            step, first_epoch, history, best = ckpt["step"], ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
+            changes_log = record_changes(ckpt.get("config_changes"), first_epoch, changes)
+            restore_rng(ckpt["rng"])
+            data_gen.set_state(ckpt["rng"]["data"])
         print(f"resuming {last_path} at epoch {first_epoch}")
     else:
         history.append({"epoch": 0, "step": 0, "time_s": 0.0, **{f"val_{k}": v for k, v in start.items()}})
@@ -365,7 +385,6 @@ def train_rl(cfg: DictConfig) -> Path:
     print(f"{cfg.stage}: fine-tuning {actor_path} against {reward_dir} ({rc.objective}, "
           f"{'baseline ' + rc.baseline + f', {rc.samples} samples/clip' if rc.objective == 'rl' else 'sync loss'}); "
           f"start: val LVE {start['lve']:.3e}, reward {start['reward']:.3f}, judge sync {start['judge_sync']:.3f}")
-    model_cfg = actor_ckpt["config"]["model"]
     t_start = time.perf_counter()
     for epoch in range(first_epoch, rc.epochs + 1):
         t_epoch = time.perf_counter()
@@ -399,15 +418,15 @@ def train_rl(cfg: DictConfig) -> Path:
         if val["lve"] <= best["lve_limit"] and val["reward"] > best["score"]:
             best = {**best, "score": val["reward"], "epoch": epoch}
         common = {"kind": ACTOR_KIND, "meta": meta.as_dict(), "metrics": record, "step": step, "epoch": epoch,
-                  "config": {**OmegaConf.to_container(cfg, resolve=True), "model": model_cfg},
-                  "source_actor": str(actor_path)}
+                  "config": run_config, "source_actor": str(actor_path)}
         if best["epoch"] == epoch:
             save_checkpoint(best_path, {**common, "model": actor.state_dict(), "finished": finished})
             save_checkpoint(out_dir / "best_head.pt", {"kind": REWARD_KIND, "meta": {"epoch": epoch},
                                                         "head": reward.head.state_dict()})
         save_checkpoint(last_path, {**common, "model": actor.state_dict(), "head": reward.head.state_dict(),
                                     "optimizer": opt.state_dict(), "history": history, "best": best,
-                                    "finished": finished, "rng": {**rng_state(), "data": data_gen.get_state()}})
+                                    "finished": finished, "rng": {**rng_state(), "data": data_gen.get_state()},
+                                    "config_changes": changes_log})
         print(f"{cfg.stage} epoch {epoch:3d}/{rc.epochs}: val LVE {val['lve']:.3e}, reward {val['reward']:.3f} "
               f"(lip {val['lip']:.3f}, real {val['real']:.3f}), judge sync {val['judge_sync']:.3f} "
               f"({elapsed / 60:.1f} min elapsed)", flush=True)

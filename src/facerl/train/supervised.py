@@ -33,9 +33,13 @@ from facerl.eval.predict import audio_features, predict_styles
 from facerl.models.actor import Actor, ActorConfig, MotionSpace
 from facerl.models.checkpoint import ACTOR_KIND, ActorMeta, build_actor
 from facerl.train.common import (
+    apply_optimizer_settings,
+    check_resume,
     close_distributed,
     init_distributed,
     load_checkpoint,
+    reading_checkpoint,
+    record_changes,
     resolve_device,
     restore_rng,
     rng_state,
@@ -43,8 +47,10 @@ from facerl.train.common import (
     seed_everything,
 )
 from facerl.train.losses import masked_mse, velocity_mse
+from facerl.utils.io import check_writable
 
 MM2 = 1e6  # m² -> mm²
+RESUME_KEYS = ("model", "optimizer", "meta", "config", "rng", "step", "epoch", "history", "best")
 
 
 @dataclass
@@ -73,6 +79,7 @@ class SupervisedConfig:
     val_every: int = 1
     val_styles: str = "all"
     resume: bool = True
+    accept_changes: bool = False
     cache_dir: str = ""
 
     def validate(self) -> None:
@@ -160,6 +167,8 @@ def train_supervised(cfg: DictConfig) -> Path:
     data_gen = seed_everything(tc.seed)
     out_dir = Path(cfg.paths.run_dir) / "actor"
     show = ctx.is_main
+    if ctx.is_main:
+        check_writable(out_dir)  # now, not after minutes of loading
 
     # ---- data ----
     spec = spec_from_config(cfg.dataset)
@@ -172,17 +181,19 @@ def train_supervised(cfg: DictConfig) -> Path:
 
     # ---- model, optimiser, resume ----
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    resume = load_checkpoint(last_path, ACTOR_KIND) if tc.resume and last_path.exists() else None
+    resume = (load_checkpoint(last_path, ACTOR_KIND, keys=RESUME_KEYS) if tc.resume and last_path.exists()
+              else None)
+    changes: dict = {}
     if resume is not None:
-        meta = ActorMeta(**resume["meta"])
-        if meta.styles != spec.train_subjects:
-            raise FacerlError(f"{last_path} was trained on other speakers; "
-                              "use another run_name or trainer.resume=false")
-        if resume["config"]["model"] != OmegaConf.to_container(cfg.model, resolve=True):
-            raise FacerlError(f"{last_path} was trained with another model config; "
-                              "use another run_name or trainer.resume=false")
-        actor = build_actor(mc, meta)
-        actor.load_state_dict(resume["model"])
+        with reading_checkpoint(last_path):
+            meta = ActorMeta(**resume["meta"])
+            if meta.styles != spec.train_subjects:
+                raise FacerlError(f"{last_path} was trained on other speakers; "
+                                  "use another run_name or trainer.resume=false")
+            changes = check_resume(last_path, resume["config"], OmegaConf.to_container(cfg, resolve=True),
+                                   tc.accept_changes, fixed=("model",), ignore=("reward",))
+            actor = build_actor(mc, meta)
+            actor.load_state_dict(resume["model"])
     else:
         motion = fit_motion_space(train_clips, mc, tc.seed)
         n_vertices = train_clips[0].template.numel() // 3
@@ -198,13 +209,16 @@ def train_supervised(cfg: DictConfig) -> Path:
     actor.log_std.requires_grad_(False)  # the policy std is RL's business; supervision only fits the means
     params = [p for p in actor.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    step, first_epoch, history = 0, 1, []
+    step, first_epoch, history, changes_log = 0, 1, [], []
     best = {"lve": math.inf, "epoch": 0}
     if resume is not None:
-        opt.load_state_dict(resume["optimizer"])
-        step, first_epoch, history, best = resume["step"], resume["epoch"] + 1, resume["history"], resume["best"]
-        restore_rng(resume["rng"])
-        data_gen.set_state(resume["rng"]["data"])
+        with reading_checkpoint(last_path):
+            opt.load_state_dict(resume["optimizer"])
+            apply_optimizer_settings(opt, lr=tc.lr, weight_decay=tc.weight_decay)
+            step, first_epoch, history, best = resume["step"], resume["epoch"] + 1, resume["history"], resume["best"]
+            changes_log = record_changes(resume.get("config_changes"), first_epoch, changes)
+            restore_rng(resume["rng"])
+            data_gen.set_state(resume["rng"]["data"])
         if show:
             print(f"resuming {last_path} at epoch {first_epoch} (step {step}, best val LVE {best['lve']:.3e})")
     model = TrainStep(actor, tc.mode, tc.input_noise, tc.passes, tc.sampling_prob)
@@ -283,7 +297,7 @@ def train_supervised(cfg: DictConfig) -> Path:
             payload = {"kind": ACTOR_KIND, "model": actor.state_dict(), "optimizer": opt.state_dict(),
                        "step": step, "epoch": epoch, "meta": meta.as_dict(), "metrics": record, "best": best,
                        "history": history, "config": OmegaConf.to_container(cfg, resolve=True), "finished": is_last,
-                       "rng": {**rng_state(), "data": data_gen.get_state()}}
+                       "rng": {**rng_state(), "data": data_gen.get_state()}, "config_changes": changes_log}
             if best["epoch"] == epoch:  # best first: a crash in between never leaves last.pt ahead of best.pt
                 save_checkpoint(best_path, payload)
             save_checkpoint(last_path, payload)
