@@ -135,6 +135,17 @@ def cmd_data_info(args: argparse.Namespace, extra: list[str]) -> None:
         print(f"{split:5s}: {len(ds):4d} clips, subjects {', '.join(spec.subjects(split))}")
 
 
+def cmd_data_voices(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.data.voices import build_voice_sets
+
+    cfg = _cfg(extra)
+    out = args.out or f"{cfg.paths.data_dir}/voices"
+    manifest = build_voice_sets(out, args.sources, args.clips, args.seed, overwrite=args.overwrite)
+    n = sum(len(v["clips"]) for v in manifest["sources"].values())
+    skipped = f" ({len(manifest['skipped'])} skipped)" if manifest["skipped"] else ""
+    print(f"wrote {n} clips of {len(manifest['sources'])} voice sources under {out}{skipped}")
+
+
 def cmd_render(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.render.commands import render_command
 
@@ -235,6 +246,34 @@ def cmd_evaluate_reward(args: argparse.Namespace, extra: list[str]) -> None:
     out = Path(args.out or _run_dir_file(cfg, "evaluation", f"reward_{args.split}"))
     print(write_calibration(report, out))
     print(f"wrote {out}/calibration.md, calibration.json, calibration.png")
+
+
+def cmd_evaluate_voices(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.data.dataset import spec_from_config
+    from facerl.eval.evaluate import write_report
+    from facerl.eval.voices import IN_DOMAIN, VOICE_COLUMNS, evaluate_voices, voice_specs
+    from facerl.train.common import resolve_device
+
+    cfg = _cfg(extra)
+    actors = {}
+    for item in args.actor or [f"supervised={_run_dir_file(cfg, 'actor', 'best.pt')}"]:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise FacerlError(f"--actor takes NAME=CHECKPOINT, got {item!r}")
+        actors[name] = Path(path)
+    sources = {} if args.no_in_domain else {IN_DOMAIN: spec_from_config(cfg.dataset)}
+    sources.update(voice_specs(args.voices or f"{cfg.paths.data_dir}/voices"))
+    judge = None if args.no_judge else Path(args.judge or _run_dir_file(cfg, "judge"))
+    if judge is not None and not (judge / "backbone.pt").is_file():
+        if args.judge:
+            raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
+        judge = None
+    out = Path(args.out or _run_dir_file(cfg, "evaluation", "voices"))
+    rows = evaluate_voices(actors, sources, judge, resolve_device(args.device))
+    print(write_report(rows, out, "voices", VOICE_COLUMNS))
+    print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> None:
@@ -351,6 +390,22 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("root", nargs="?", help="dataset root (default: the config's dataset.root)")
     i.set_defaults(func=cmd_data_info)
 
+    vo = dsub.add_parser("voices", formatter_class=fmt, epilog=EPILOG,
+                         help="out-of-domain voice sets: other synthesisers and real recordings, with ground truth",
+                         description="Builds one subject per voice source (Piper, SVOX Pico, flite, Festival, "
+                                     "real recordings) with the corpus's kind of ground truth, for "
+                                     "`facerl evaluate-voices`. Sources whose engine is not installed are "
+                                     "skipped with a message (flite, Festival and the Asterisk recordings are "
+                                     "optional Debian packages).")
+    vo.add_argument("--out", help="voice-set root (default: data/voices)")
+    vo.add_argument("--sources", nargs="+", metavar="NAME",
+                    help="sources or engines to build (default: all available): piper-joe, pico-us, pico-gb, "
+                         "flite-slt, flite-rms, flite-awb, flite-kal, festival-kal, festival-slt, recorded-allison")
+    vo.add_argument("--clips", type=int_at_least(1), default=12, help="clips per source (default 12)")
+    vo.add_argument("--seed", type=int_at_least(0), default=0, help="sentence / prompt choice seed (default 0)")
+    vo.add_argument("--overwrite", action="store_true", help="replace existing voice sets at --out")
+    vo.set_defaults(func=cmd_data_voices)
+
     r = sub.add_parser("render", help="vertex sequence(s) + wav -> mp4 with sound (and a PNG still)",
                        epilog=EPILOG, formatter_class=fmt)
     r.add_argument("vertices", nargs="+",
@@ -449,6 +504,23 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--out", help="output folder (default runs/<run_name>/evaluation/reward_<split>)")
     er.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     er.set_defaults(func=cmd_evaluate_reward)
+
+    ev2 = sub.add_parser("evaluate-voices", formatter_class=fmt, epilog=EPILOG,
+                         help="out-of-domain table: each actor on the held-out eSpeak speakers and on every "
+                              "voice source of `facerl data voices`",
+                         description="One row per (actor, voice source): opening correlation r (per clip at its "
+                                     "best lag within +-6 frames, mean over clips), mean |best lag| (frames), "
+                                     "closure rate (2 mm), LVE, MTM and judge sync; average style, neutral "
+                                     "face. Writes metrics.{md,json,csv}.")
+    ev2.add_argument("--actor", action="append", metavar="NAME=CKPT",
+                     help="an actor checkpoint (repeatable; default supervised=runs/<run_name>/actor/best.pt)")
+    ev2.add_argument("--voices", help="voice-set root (default data/voices)")
+    ev2.add_argument("--no-in-domain", action="store_true", help="leave out the corpus's test speakers")
+    ev2.add_argument("--judge", help="judge folder (default runs/<run_name>/judge when it exists)")
+    ev2.add_argument("--no-judge", action="store_true", help="leave the judge column out")
+    ev2.add_argument("--out", help="report folder (default runs/<run_name>/evaluation/voices)")
+    ev2.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    ev2.set_defaults(func=cmd_evaluate_voices)
 
     cp = sub.add_parser("compare", formatter_class=fmt, epilog=EPILOG,
                         help="side-by-side table of the run's actors (supervised / perceptual / RL) on the test "

@@ -284,3 +284,19 @@ def test_jitter_relative_to_ground_truth():
     gt1, pred1 = np.zeros((3, 1, 3)), np.zeros((3, 1, 3))
     gt1[:, 0, 0], pred1[:, 0, 0] = [0, 1, 4], [1, 1, 4]
     assert jitter(pred1, gt1, [0]) == pytest.approx(1.5)
+
+
+def test_opening_correlation_finds_the_lag_and_ignores_amplitude():
+    t = np.arange(90)
+    gt = np.maximum(np.sin(t / 4.0), 0) * 0.01                     # opening curve in metres
+    r, lag = metrics.opening_correlation(gt, gt)
+    assert r == pytest.approx(1.0) and lag == 0
+    late = np.concatenate([np.zeros(3), gt[:-3]]) * 0.3              # 3 frames late, a third of the amplitude
+    r, lag = metrics.opening_correlation(late, gt)
+    assert lag == 3 and r > 0.99
+    early = np.concatenate([gt[2:], np.zeros(2)])
+    assert metrics.opening_correlation(early, gt)[1] == -2
+    r, lag = metrics.opening_correlation(np.zeros(90), gt)                 # a still mouth: undefined, not 0
+    assert np.isnan(r) and lag == 0
+    r, _ = metrics.opening_correlation(-gt, gt, max_lag=0)                 # opens when it should close
+    assert r == pytest.approx(-1.0)

@@ -195,6 +195,7 @@ def test_damaged_checkpoints(actor_ckpt, tmp_path, capsys):
     wav = speech_wav(tmp_path / "s.wav")
     out = tmp_path / "o.npy"
     good = torch.load(actor_ckpt, weights_only=True)
+    assert len(good.pop("checksum")) == 64  # edited copies below are saved without one, as older facerl did
 
     def animate_with(ckpt_path: Path, *patterns: str) -> None:
         rc, _, err = run(["animate", wav, "--checkpoint", ckpt_path, "--out", out, "--device", "cpu"], capsys)
@@ -216,6 +217,13 @@ def test_damaged_checkpoints(actor_ckpt, tmp_path, capsys):
     animate_with(tmp_path / "shape.pt", "does not fit", name)
     torch.save({"kind": "facerl-reward", "config": {}}, tmp_path / "reward.pt")
     animate_with(tmp_path / "reward.pt", "not a facerl actor checkpoint")
+    flipped = bytearray(actor_ckpt.read_bytes())   # one flipped byte inside a tensor: PyTorch loads it silently
+    name, tensor = max(good["model"].items(), key=lambda kv: kv[1].numel())
+    at = bytes(flipped).find(tensor.numpy().tobytes()[:64])
+    assert at > 0, name
+    flipped[at + 8] ^= 0xFF
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    animate_with(tmp_path / "flipped.pt", "corrupted", "checksum")
 
     class Evil:
         def __reduce__(self):

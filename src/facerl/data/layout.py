@@ -35,7 +35,7 @@ _SAFE_GLOBALS = {
 # What a dataset root holds at its top level (facerl's layout, VOCASET's mask name): replacing a root
 # with anything else in it is refused.
 DATASET_ENTRIES = {"wav", "vertices_npy", "phones", "blendshapes", "templates.pkl", "regions.pkl",
-                   "FLAME_masks.pkl", "faces.npy", "corpus.json"}
+                   "FLAME_masks.pkl", "faces.npy", "corpus.json", "voices.json"}
 
 
 class _SafeUnpickler(pickle.Unpickler):

@@ -37,6 +37,8 @@ COLUMNS = [
     ("fdd", "FDD (1e-7 m²)", 1e7, "{:+.3f}"),
     ("mve_mm", "MVE (mm)", 1.0, "{:.3f}"),
     ("closure_rate", "closure (%)", 100.0, "{:.1f}"),
+    ("opening_r", "opening r", 1.0, "{:.3f}"),
+    ("opening_lag", "abs lag (frames)", 1.0, "{:.2f}"),
     ("mtm_ms", "MTM (ms)", 1.0, "{:.1f}"),
     ("slcc", "SLCC", 1.0, "{:.3f}"),
     ("jitter", "jitter (x GT)", 1.0, "{:.3f}"),
@@ -108,7 +110,7 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
         "max_lip_mm": M.max_lip_error_mm(preds, gts, regions.lips),
         "fdd": M.face_dynamics_deviation(preds, gts, [r.template for r, _ in pairs], regions.upper_face),
         "mve_mm": 1000.0 * M.mean_vertex_error(preds, gts, regions.face),
-        "closure_rate": math.nan, "mtm_ms": math.nan,
+        "closure_rate": math.nan, "opening_r": math.nan, "opening_lag": math.nan, "mtm_ms": math.nan,
         "slcc": M.speech_lip_correlation(np.array([r.speech_rms for r, _ in pairs]),
                                          np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
                                          speakers=groups),
@@ -131,6 +133,11 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
         if with_phones:
             closed, total = M.closure_rate([o for o, _ in with_phones], [ph for _, ph in with_phones], FPS)
             out["closure_rate"] = closed / total if total else math.nan
+        fits = [M.opening_correlation(o, g) for o, g in zip(openings, gt_open)]
+        rs = np.array([r for r, _ in fits])
+        if np.isfinite(rs).any():  # per clip at its best lag (within +-6 frames), then the mean over clips
+            out["opening_r"] = float(np.nanmean(rs))
+            out["opening_lag"] = float(np.mean([abs(lag) for r, lag in fits if np.isfinite(r)]))
         mtm = [M.mean_temporal_misalignment(o, g, FPS) for o, g in zip(openings, gt_open)]
         out["mtm_ms"] = float(np.nanmean(mtm)) if np.isfinite(mtm).any() else math.nan
     return out
@@ -241,18 +248,18 @@ def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir:
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    head = "| method | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+def markdown_table(rows: list[dict], columns: list[tuple] = COLUMNS) -> str:
+    head = "| method | " + " | ".join(h for _, h, _, _ in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 1)]
     for row in rows:
-        cells = ["–" if not math.isfinite(row[k]) else fmt.format(row[k] * s) for k, _, s, fmt in COLUMNS]
+        cells = ["–" if not math.isfinite(row[k]) else fmt.format(row[k] * s) for k, _, s, fmt in columns]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_report(rows: list[dict], out_dir: Path, split: str) -> str:
+def write_report(rows: list[dict], out_dir: Path, split: str, columns: list[tuple] = COLUMNS) -> str:
     """metrics.json, metrics.csv and metrics.md in ``out_dir`` (atomically); returns the markdown table."""
-    table = markdown_table(rows)
+    table = markdown_table(rows, columns)
     clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
     save_text(out_dir / "metrics.json", json.dumps({"split": split, "rows": clean}, indent=2))
     buf = io.StringIO()

@@ -7,6 +7,7 @@ is truncated to the shorter of the two lengths before comparison, and everything
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -101,6 +102,26 @@ def lip_opening(vertices: np.ndarray, template: np.ndarray, pair: np.ndarray) ->
     """
     vertices, template = np.asarray(vertices, dtype=np.float64), np.asarray(template, dtype=np.float64)
     return lip_gap(vertices, pair) - lip_gap(template, pair)
+
+
+def opening_correlation(pred_open: np.ndarray, gt_open: np.ndarray, max_lag: int = 6) -> tuple[float, int]:
+    """(r, lag): the highest Pearson correlation of two lip-opening curves (T,) over lags of -max_lag..max_lag
+    frames, and that lag (> 0: the prediction comes late). NaN when either curve is constant.
+
+    Correlation rather than error: it asks whether the mouth opens and closes when the ground truth does,
+    whatever the amplitude, which is what transfers across voices; the lag says how far off in time it is.
+    """
+    pred, gt = np.asarray(pred_open, np.float64), np.asarray(gt_open, np.float64)
+    n = min(len(pred), len(gt))
+    best_r, best_lag = -np.inf, 0
+    for lag in range(-max_lag, max_lag + 1):
+        p, g = (pred[lag:n], gt[:n - lag]) if lag >= 0 else (pred[:n + lag], gt[-lag:n])
+        if len(p) < 3 or p.std() < 1e-12 or g.std() < 1e-12:
+            continue
+        r = float(np.corrcoef(p, g)[0, 1])
+        if r > best_r or (r == best_r and abs(lag) < abs(best_lag)):
+            best_r, best_lag = r, lag
+    return (best_r, best_lag) if np.isfinite(best_r) else (math.nan, 0)
 
 
 def _phone_frames(phone: Phone, n_frames: int, fps: float, tolerance_frames: float) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import random
@@ -93,11 +94,41 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def content_digest(tree: Any) -> str:
+    """SHA-256 of a checkpoint's contents (keys, tensors' dtype, shape and bytes, plain values): PyTorch's
+    zip format has no checksum of its own, so a flipped byte inside a tensor would otherwise load silently."""
+    h = hashlib.sha256()
+
+    def feed(node: Any) -> None:
+        if isinstance(node, dict):
+            h.update(b"{")
+            for key in sorted(node, key=str):
+                h.update(repr(key).encode())
+                feed(node[key])
+            h.update(b"}")
+        elif isinstance(node, (list, tuple)):
+            h.update(b"[")
+            for item in node:
+                feed(item)
+            h.update(b"]")
+        elif isinstance(node, torch.Tensor):
+            t = node.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(node).encode())
+
+    feed(tree)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Atomic write (temp file + rename): a crash never leaves a half-written checkpoint."""
+    """Atomic write (temp file + rename): a crash never leaves a half-written checkpoint. The payload's
+    ``checksum`` (:func:`content_digest`) lets loading report a corrupted file instead of using it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {k: v for k, v in payload.items() if k != "checksum"}
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save({**payload, "checksum": content_digest(payload)}, tmp)
 
 
 KIND_NAMES = {"facerl-actor": "actor", "facerl-reward": "reward-model / judge"}
@@ -132,6 +163,10 @@ def load_checkpoint(path: str | os.PathLike, kind: str, keys: tuple[str, ...] = 
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged or foreign files
         raise FacerlError(f"cannot read checkpoint {path}: damaged or not a PyTorch file "
                           f"({type(exc).__name__}: {_first_line(exc)})") from None
+    expected = ckpt.pop("checksum", None) if isinstance(ckpt, dict) else None
+    if expected is not None and expected != content_digest(ckpt):  # older checkpoints have none
+        raise FacerlError(f"checkpoint {path} is corrupted (its contents do not match their checksum): "
+                          "copy it again or retrain")
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
         found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise FacerlError(f"{path} is not a facerl {what} checkpoint (found {found!r})")
