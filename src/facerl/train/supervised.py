@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from facerl.config import to_dataclass
+from facerl.data.augment import AugmentConfig, AugmentedClips
 from facerl.data.dataset import Clip, VocaDataset, collate, spec_from_config
 from facerl.errors import FacerlError
 from facerl.eval.metrics import lip_vertex_error_per_frame
@@ -74,6 +75,7 @@ class SupervisedConfig:
     passes: int = 2
     sampling_prob: float = 1.0
     loss: LossWeights = field(default_factory=LossWeights)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     device: str = "auto"
     seed: int = 0
     val_every: int = 1
@@ -93,6 +95,7 @@ class SupervisedConfig:
             raise FacerlError("trainer.epochs, trainer.batch_size and trainer.val_every must be >= 1")
         if not (self.lr > 0 and self.max_minutes >= 0 and self.input_noise >= 0 and self.grad_clip >= 0):
             raise FacerlError("trainer.lr must be > 0; max_minutes, input_noise and grad_clip >= 0")
+        self.augment.validate()
 
 
 class TrainStep(nn.Module):
@@ -231,9 +234,10 @@ def train_supervised(cfg: DictConfig) -> Path:
 
         cache = FeatureCache(Path(tc.cache_dir) if tc.cache_dir else None, encoder_fingerprint(actor.audio_encoder))
 
-    sampler = (DistributedSampler(train_clips, ctx.world, ctx.rank, shuffle=True, seed=tc.seed) if ctx.enabled
-               else RandomSampler(train_clips, generator=data_gen))
-    loader = DataLoader(train_clips, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate)
+    train_set = AugmentedClips(train_clips, tc.augment, tc.seed)  # clean clips when trainer.augment.variants=0
+    sampler = (DistributedSampler(train_set, ctx.world, ctx.rank, shuffle=True, seed=tc.seed) if ctx.enabled
+               else RandomSampler(train_set, generator=data_gen))
+    loader = DataLoader(train_set, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate)
     weights = actor.motion.mse_weights()                                                  # (K,)
     val_styles = list(range(len(meta.styles))) if tc.val_styles == "all" else [-1]
     writer = None
@@ -251,6 +255,7 @@ def train_supervised(cfg: DictConfig) -> Path:
     for epoch in range(first_epoch, tc.epochs + 1):
         if ctx.enabled:
             sampler.set_epoch(epoch)
+        train_set.epoch = epoch
         actor.train()
         t_epoch, sums, n_batches = time.perf_counter(), {"loss": 0.0, "mse": 0.0, "velocity": 0.0}, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", disable=not show, leave=False)
