@@ -135,10 +135,14 @@ def test_pipeline_tiny(tmp_path, capsys):
     calibration = json.loads((run_dir / "evaluation" / "reward_test" / "calibration.json").read_text())
     assert calibration["actor"]["checkpoint"].endswith("best.pt") and "judge" in calibration
     assert "offset accuracy" in stdout and "sync (judge)" in stdout
+    voices = (run_dir / "evaluation" / "voices" / "metrics.md").read_text()
+    assert "| supervised: piper-joe |" in voices and "| RL: eSpeak test speakers (in domain) |" in voices
+    assert "opening r" in stdout
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
     assert "using the trained reward model" in stdout and "using the trained judge model" in stdout
     assert "using the fine-tuned rl actor" in stdout and "using the fine-tuned perceptual actor" in stdout
+    assert "using the voice sets" in stdout
 
 
 def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):

@@ -195,6 +195,9 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     print("== comparison on the held-out test speakers ==")
     table, folders = compare(run_dir, spec, device, run_dir / "compare")
     print(f"held-out test speakers, every training style (and the average style):\n{table}")
+    if cfg.pipeline.voice_clips > 0:
+        print("== voices the actors never heard (other synthesisers, real recordings) ==")
+        print(voices_table(cfg, spec, judge_dir, device))
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     info = comparison_video(layout, head, clip, {k: v for k, v in folders.items() if k != "perceptual"},
                             run_dir / f"{clip}.mp4", size, fps, backend)
@@ -207,6 +210,29 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     print(f"video: {info.path} ({info.frames} frames, {info.render_fps:.1f} frames/s, {info.backend} backend)\n"
           f"still: {still}\nreport: {run_dir / 'compare'}/metrics.md, training_curves.png; "
           f"reward calibration: {run_dir / 'evaluation' / 'reward_test'}/calibration.md")
+
+
+def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, device) -> str:
+    """Build the out-of-domain voice sets once (reused while their settings match) and score every trained
+    actor on them next to the in-domain test speakers: runs/<run>/evaluation/voices/."""
+    from facerl.data.voices import build_voice_sets, read_manifest
+    from facerl.eval.evaluate import write_report
+    from facerl.eval.voices import IN_DOMAIN, VOICE_COLUMNS, evaluate_voices, voice_specs
+
+    root = Path(cfg.paths.voices_dir)
+    sources = list(cfg.pipeline.voice_sources) or None
+    manifest = read_manifest(root) if (root / "voices.json").is_file() else None
+    wanted = {"clips_per_source": cfg.pipeline.voice_clips, "requested": sources, "seed": 0}
+    if manifest is None or {k: manifest.get(k) for k in wanted} != wanted:
+        build_voice_sets(root, sources, cfg.pipeline.voice_clips, overwrite=manifest is not None)
+    else:
+        print(f"using the voice sets in {root}")
+    run_dir = Path(cfg.paths.run_dir)
+    actors = {label: run_dir / stage / "best.pt" for stage, label in
+              (("actor", "supervised"), ("rl", "RL"), ("perceptual", "perceptual"))
+              if (run_dir / stage / "best.pt").is_file()}
+    rows = evaluate_voices(actors, {IN_DOMAIN: spec, **voice_specs(root)}, judge_dir, device)
+    return write_report(rows, run_dir / "evaluation" / "voices", "voices", VOICE_COLUMNS)
 
 
 def comparison_video(layout: Layout, head, clip: str, folders: dict[str, Path], out: Path, size: int, fps: float,

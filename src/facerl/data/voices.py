@@ -135,8 +135,8 @@ def build_voice_sets(out: str | Path, sources: list[str] | None = None, clips: i
     layout = Layout(Path(out))
     layout.prepare("facerl data voices", overwrite=overwrite)
     texts = make_sentences(clips, SENTENCE_SEED + seed)
-    manifest: dict = {"name": "facerl-voices", "seed": seed, "clips_per_source": clips, "fps": 60,
-                      "sample_rate": SAMPLE_RATE, "sources": {}, "skipped": {}}
+    manifest: dict = {"name": "facerl-voices", "seed": seed, "clips_per_source": clips, "requested": sources,
+                      "fps": 60, "sample_rate": SAMPLE_RATE, "sources": {}, "skipped": {}}
     for source in wanted:
         reason = source_available(source)
         if reason:
