@@ -48,7 +48,7 @@ def write_results(actor: Actor, meta: ActorMeta, spec: DatasetSpec, splits: list
                                   "(a diverged checkpoint?); results would be meaningless")
             for b, clip in enumerate(clips):
                 for stale in out_dir.glob(f"{clip.name}_condition_*.npy"):  # a clip's results are replaced whole
-                    stale.unlink()
+                    stale.unlink(missing_ok=True)  # another run may have replaced it first
                 for c, (_, name) in enumerate(conditions):
                     save_npy(out_dir / f"{clip.name}_condition_{name}.npy", pred[b, c, : len(clip.vertices)].numpy())
                     written += 1
