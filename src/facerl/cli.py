@@ -92,25 +92,87 @@ def cmd_data_build(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def cmd_data_from_speech(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
     import numpy as np
+    from tqdm import tqdm
 
     from facerl.animation.style import SpeakerStyle, sample_style
-    from facerl.audio import read_wav
+    from facerl.audio import SAMPLE_RATE, read_wav
+    from facerl.data.layout import Layout
     from facerl.data.synthetic import clip_from_speech
     from facerl.head.rig import load_head
+    from facerl.speech.align import align_text, read_dictionary
     from facerl.speech.timing import read_phone_csv
 
+    def beside(wav: Path) -> tuple[str, Path] | None:
+        """The transcript next to a wav: its words (.txt), else its phone timings (.csv)."""
+        return next(((kind, p) for kind, p in (("words", wav.with_suffix(".txt")), ("phones", wav.with_suffix(".csv")))
+                     if p.is_file()), None)
+
     _cfg(extra)  # validates overrides
-    audio = read_wav(args.wav)
-    phones = read_phone_csv(args.phones, alphabet=args.alphabet)
-    duration = len(audio) / 16000
-    if phones[-1].end_s > duration + 0.05:
-        raise FacerlError(f"{args.phones} runs to {phones[-1].end_s:.2f} s but {args.wav} lasts {duration:.2f} s")
+    source = Path(args.wav)
+    if source.is_dir():  # one clip per wav, each with its transcript beside it
+        if args.phones or args.text is not None:
+            raise FacerlError(f"{source} is a folder: each wav takes its .txt or .csv from beside it "
+                              "(drop the phones CSV / --text)")
+        wavs = sorted(p for p in source.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+        if not wavs:
+            raise FacerlError(f"no .wav files in {source}")
+        missing = [w.name for w in wavs if beside(w) is None]
+        if missing:
+            raise FacerlError(f"no transcript for {', '.join(missing)} in {source}: put a .txt with the words "
+                              "(or a .csv of phone timings) of the same name beside each wav")
+        jobs: list[tuple[Path, tuple[str, Path | str]]] = [(w, beside(w)) for w in wavs]
+    elif args.phones and args.text is not None:
+        raise FacerlError("give either a phones CSV or --text, not both")
+    else:
+        transcript = (("phones", Path(args.phones)) if args.phones else ("text", args.text)
+                      if args.text is not None else beside(source))
+        if transcript is None and not source.is_file():
+            raise FacerlError(f"audio file or folder not found: {source}")
+        if transcript is None:
+            raise FacerlError(f"no transcript for {source}: give a phones CSV, --text \"...\", or put "
+                              f"{source.with_suffix('.txt').name} with the words beside it")
+        jobs = [(source, transcript)]
+    if args.dict:
+        read_dictionary(args.dict)  # a bad --dict is reported before any audio is read
+    names = [Layout.clip_name(args.subject, args.sentence + i) for i in range(len(jobs))]
+    taken = [n for n in names if Layout(Path(args.out)).vertices(n).exists()]
+    if taken and not args.overwrite:
+        raise FacerlError(f"clip {taken[0]} already exists in {args.out} (pass --overwrite to replace it)")
+
+    # Everything is read and aligned before the first clip is written: one bad file writes nothing.
+    clips, aligned = [], 0
+    for wav, (kind, transcript) in tqdm(jobs, desc="aligning", unit="clip", leave=False, disable=len(jobs) == 1):
+        audio = read_wav(wav)
+        duration = len(audio) / SAMPLE_RATE
+        if kind == "phones":
+            phones = read_phone_csv(transcript, alphabet=args.alphabet)
+            if phones[-1].end_s > duration + 0.05:
+                raise FacerlError(f"{transcript} runs to {phones[-1].end_s:.2f} s but {wav} lasts {duration:.2f} s")
+        else:
+            try:
+                text = transcript.read_text(encoding="utf-8-sig") if kind == "words" else transcript
+            except (OSError, UnicodeDecodeError) as exc:
+                raise FacerlError(f"cannot read the transcript {transcript}: {exc}") from None
+            phones = align_text(audio, text, args.dict, source=wav)
+            aligned += 1
+        clips.append((audio, phones))
+
     style = (sample_style(np.random.default_rng([args.style_seed, 1]), len(load_head().identity_names))
              if args.style_seed is not None else SpeakerStyle())
-    name = clip_from_speech(phones, audio, args.out, args.subject, args.sentence, style, args.seed,
-                            overwrite=args.overwrite)
-    print(f"wrote clip {name} ({duration:.2f} s, {len(phones)} phones) under {args.out}")
+    for i, (audio, phones) in enumerate(tqdm(clips, desc="building clips", unit="clip", leave=False,
+                                             disable=len(clips) == 1)):
+        clip_from_speech(phones, audio, args.out, args.subject, args.sentence + i, style, args.seed,
+                         overwrite=args.overwrite)
+    seconds = sum(len(audio) for audio, _ in clips) / SAMPLE_RATE
+    n_phones = sum(len(phones) for _, phones in clips)
+    if len(clips) == 1:
+        print(f"wrote clip {names[0]} ({seconds:.2f} s, {n_phones} phones) under {args.out}")
+    else:
+        print(f"wrote {len(clips)} clips {names[0]} .. {names[-1]} ({seconds:.1f} s of speech, {n_phones} phones, "
+              f"{aligned} aligned to their transcripts, {len(clips) - aligned} from phone CSVs) under {args.out}")
 
 
 def cmd_data_convert_vocaset(args: argparse.Namespace, extra: list[str]) -> None:
@@ -359,21 +421,37 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace an existing corpus at --out")
     b.set_defaults(func=cmd_data_build)
 
-    f = dsub.add_parser("from-speech", formatter_class=fmt,
-                        help="add a clip made from any wav + phone timing CSV (start,end,phone)",
-                        description="Builds ground-truth animation for external speech. The CSV has rows "
-                                    "start,end,phone (seconds); --alphabet says how phones are written.")
-    f.add_argument("wav", help="speech audio (any rate, mono or stereo PCM wav)")
-    f.add_argument("phones", help="CSV start,end,phone (header optional)")
+    f = dsub.add_parser(
+        "from-speech", formatter_class=fmt,
+        help="add clips made from any speech: wav + transcript (aligned offline) or wav + phone timings",
+        description="Builds ground-truth animation for external speech. Phone timings come from a CSV of rows\n"
+                    "start,end,phone (seconds; --alphabet says how phones are written) or from the words,\n"
+                    "force-aligned offline by pocketsphinx (its bundled en-us model and CMU dictionary).\n\n"
+                    "  facerl data from-speech speech.wav phones.csv --out D    timings from the CSV\n"
+                    "  facerl data from-speech speech.wav --text \"...\" --out D  align these words\n"
+                    "  facerl data from-speech speech.wav --out D               align the words of speech.txt\n"
+                    "  facerl data from-speech FOLDER --out D                   every *.wav in FOLDER with its\n"
+                    "                                                           .txt (or .csv) beside it, as\n"
+                    "                                                           sentences --sentence, +1, ...\n\n"
+                    "Transcripts are plain English: case and punctuation do not matter, numbers up to 999 are\n"
+                    "spelled out. Words missing from the CMU dictionary are listed: add them with --dict FILE.\n"
+                    "Every file is read and aligned before anything is written.")
+    f.add_argument("wav", help="speech audio (any rate, mono or stereo PCM wav), or a folder of them")
+    f.add_argument("phones", nargs="?", help="CSV start,end,phone (header optional); omit it to align a transcript")
+    f.add_argument("--text", help="the words spoken in the wav, to align (default: the .txt beside the wav)")
+    f.add_argument("--dict", metavar="FILE",
+                   help="extra pronunciations, lines 'WORD  PH1 PH2 ...' (CMU format: ARPAbet, stress digits "
+                        "allowed), for words the CMU dictionary lacks")
     f.add_argument("--out", required=True, help="dataset root to add the clip to (created if missing)")
     f.add_argument("--subject", type=subject_name, default="External_01_TA",
                    help="subject name (default External_01_TA)")
-    f.add_argument("--sentence", type=int_at_least(1), default=1, help="sentence number NN in <subject>_sentenceNN")
+    f.add_argument("--sentence", type=int_at_least(1), default=1,
+                   help="sentence number NN in <subject>_sentenceNN (a folder's wavs count up from it)")
     f.add_argument("--alphabet", default="arpabet", choices=["arpabet", "xsampa", "ipa", "facerl"],
                    help="phone symbols of the CSV (default arpabet; stress digits allowed)")
     f.add_argument("--style-seed", type=int_at_least(0), help="sample a random speaker style (default: neutral style)")
     f.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the per-utterance randomness")
-    f.add_argument("--overwrite", action="store_true", help="replace an existing clip of the same name")
+    f.add_argument("--overwrite", action="store_true", help="replace existing clips of the same names")
     f.set_defaults(func=cmd_data_from_speech)
 
     c = dsub.add_parser("convert-vocaset", help="convert raw VOCASET (data_verts.npy + raw_audio_fixed.pkl)",
