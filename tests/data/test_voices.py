@@ -16,14 +16,19 @@ from tests.conftest import tiny_train_overrides
 def test_voice_sets_have_corpus_like_ground_truth_and_evaluate_per_source(tiny_corpus, tiny_actor_run, tmp_path,
                                                                           capsys):
     out = tmp_path / "voices"
-    assert main(["data", "voices", "--out", str(out), "--sources", "piper-joe", "flite-slt", "--clips", "2"]) == 0
+    assert main(["data", "voices", "--out", str(out), "--sources", "piper-joe", "pico-us", "flite-slt",
+                 "recorded-allison", "--clips", "2"]) == 0
     stdout = capsys.readouterr().out
     manifest = json.loads((out / "voices.json").read_text())
     built = manifest["sources"]
     assert "piper-joe" in built and len(built["piper-joe"]["clips"]) == 2
     assert built["piper-joe"]["phones"] == "exact" and "MIT" in built["piper-joe"]["licence"]
-    assert ("flite-slt" in built) != ("flite-slt" in manifest["skipped"])   # built where installed, else skipped
-    assert "skipping" in stdout or "flite-slt" in built
+    assert built["pico-us"]["phones"] == "aligned"                          # no timings: pocketsphinx
+    for optional in ("flite-slt", "recorded-allison"):                      # Debian extras: built or skipped
+        assert (optional in built) != (optional in manifest["skipped"])
+        assert optional in built or f"skipping voice source {optional}" in stdout
+    if "recorded-allison" in built:
+        assert "CC-BY-SA" in built["recorded-allison"]["licence"] and built["recorded-allison"]["clips"][0]["recording"]
     layout = Layout(out)
     closed = total = 0
     for clip in layout.clips():   # the ground truth closes the lips on bilabials, as in the corpus
