@@ -1,4 +1,7 @@
-"""The full default corpus (12 speakers x 40 sentences): slow, run with `-m slow`."""
+"""The full default corpus (12 speakers x 40 sentences in 128 voices): slow, run with `-m slow`."""
+
+import json
+from collections import Counter
 
 import pytest
 
@@ -29,3 +32,10 @@ def test_default_corpus_builds_with_every_bilabial_closed(tmp_path):
                 misses += gap[inside].min() >= CLOSURE_THRESHOLD_M
     assert bilabials > 2000 and misses == 0
     assert min(durations) >= 2.0 - 1e-3 and max(durations) <= 5.0 + 1e-3
+    meta = json.loads(layout.meta_path.read_text())
+    assert summary.voices == len(meta["voices"]) == 128      # every voice of every pool speaks
+    for split, n_read in (("train", 320), ("val", 40), ("test", 40)):
+        read = VocaDataset(spec, split, with_phones=False).names
+        heard = Counter(meta["clips"][name]["voice"] for name in read)
+        assert len(read) == n_read and len(heard) == meta["voice_pools"][split]   # the reader hears them all
+        assert all(meta["voices"][v]["split"] == split for v in heard)

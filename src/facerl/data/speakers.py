@@ -1,32 +1,25 @@
-"""The 12 synthetic speakers: an eSpeak voice each, named like VOCASET subjects, split 8 / 2 / 2 as FaceFormer."""
+"""The 12 synthetic subjects (a face identity + a speaking style each), named like VOCASET subjects and
+split 8 / 2 / 2 as FaceFormer. Voices are not tied to subjects: see :mod:`facerl.data.voice_bank`.
+
+The ``m1``/``f1`` tag in each name is historic (the eSpeak variant the subject used to speak with, kept so
+that existing corpora, checkpoints and style names stay valid); it no longer says anything about the voice.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facerl.speech.espeak import Voice
-
 
 @dataclass(frozen=True)
 class SpeakerSpec:
     subject: str
-    voice: Voice
     split: str  # train | val | test
 
 
-def _subject(i: int, variant: str) -> str:
-    return f"SynthTalk_{i + 1:02d}_{variant}_TA"
-
-
-# variant, words/min, pitch (0-100): male variants m1-m7 and female f1-f5, with their own pace and pitch.
-_VOICES = [("m1", 160, 45), ("f1", 170, 55), ("m2", 150, 40), ("f2", 175, 60), ("m3", 165, 50), ("f3", 160, 50),
-           ("m4", 175, 35), ("f4", 155, 65), ("m5", 160, 55), ("f5", 170, 45), ("m6", 155, 50), ("m7", 170, 40)]
+_TAGS = ["m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7"]
 _SPLITS = ["train"] * 8 + ["val"] * 2 + ["test"] * 2
 
-SPEAKERS: list[SpeakerSpec] = [
-    SpeakerSpec(_subject(i, v), Voice(name=f"en-us+{v}", rate=rate, pitch=pitch), split)
-    for i, ((v, rate, pitch), split) in enumerate(zip(_VOICES, _SPLITS))
-]
+SPEAKERS: list[SpeakerSpec] = [SpeakerSpec(f"SynthTalk_{i + 1:02d}_{tag}_TA", split)
+                               for i, (tag, split) in enumerate(zip(_TAGS, _SPLITS))]
 # --tiny: 2 train, 1 val, 1 test speakers
 TINY_SPEAKERS: list[SpeakerSpec] = [SPEAKERS[0], SPEAKERS[1], SPEAKERS[8], SPEAKERS[10]]
-
