@@ -1,11 +1,14 @@
-"""Print ground-truth statistics of a built corpus: clip lengths, bilabial closures, open-vowel openings, blinks.
+"""Print ground-truth statistics of a built corpus: clip lengths, bilabial closures, open-vowel openings, blinks,
+voices per split.
 
     .venv/bin/python benchmarks/corpus_stats.py [data/synthetic]
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,14 @@ def main() -> None:
     print(f"open vowels >= 90 ms: peak inner-lip gap median {np.median(peaks):.1f} mm, "
           f"10th pct {np.percentile(peaks, 10):.1f} mm, max {peaks.max():.1f} mm (n={len(peaks)})")
     print(f"blinks: {blinks} in {lengths.sum() / 60:.1f} min = {blinks / (lengths.sum() / 60):.1f} per min")
+    meta = json.loads(layout.meta_path.read_text()) if layout.meta_path.exists() else {}
+    if "voices" in meta:  # corpora built since the voice bank (issue 10)
+        for split in ("train", "val", "test"):
+            voices = {k: v for k, v in meta["voices"].items() if v["split"] == split}
+            clips = [v["clips"] for v in voices.values()]
+            kinds = Counter(v["kind"] for v in voices.values())
+            print(f"{split} voices: {len(voices)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
+                  f"{min(clips)}-{max(clips)} clips each")
 
 
 if __name__ == "__main__":
