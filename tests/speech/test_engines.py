@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ def test_piper_tokens_merge_into_phones():
     assert [p.phone for p in phones] == ["SIL", "B", "AA", "B", "M", "AY", "SIL"]
     durations = [round(p.duration_s * 1000) for p in phones]
     assert durations == [100, 50, 120, 35, 45, 70, 100]
-    assert all(a.end_s == b.start_s for a, b in zip(phones, phones[1:]))
+    assert all(a.end_s == b.start_s for a, b in itertools.pairwise(phones))
     assert phones[-1].end_s == pytest.approx(sum(n for _, n in tokens) / 1000)
 
 
@@ -34,7 +36,7 @@ def _check_speech(speech, exact: bool):
         return
     phones = speech.phones
     assert phones[0].start_s == 0 and phones[-1].end_s == pytest.approx(speech.duration_s, abs=0.02)
-    assert all(a.end_s == pytest.approx(b.start_s) for a, b in zip(phones, phones[1:]))
+    assert all(a.end_s == pytest.approx(b.start_s) for a, b in itertools.pairwise(phones))
     spoken = [p.phone for p in phones if p.phone != "SIL"]
     assert spoken.count("B") >= 3 and "M" in spoken and "P" in spoken   # Bob, bought, map, Paris
     # the audio is loud where phones are and quiet in the leading pause

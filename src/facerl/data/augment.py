@@ -1,7 +1,7 @@
-"""Training-time speech augmentation, seeded and on the fly, so the actor learns speech rather than the
-handful of synthetic voices it hears: speed perturbation (the ground truth is time-warped to match),
-spectrum scaling (speaker size: pitch and formants), additive coloured noise at 5-30 dB SNR, synthetic room reverberation,
-telephone band-limiting and gain.
+"""Training-time speech augmentation, seeded and on the fly, so the actor learns speech rather than
+the handful of synthetic voices it hears: speed perturbation (the ground truth is time-warped to match),
+spectrum scaling (speaker size: pitch and formants), additive coloured noise at 5-30 dB SNR, synthetic
+room reverberation, telephone band-limiting and gain.
 
 Each training clip has ``variants`` augmented versions besides itself; every epoch draws which one a clip
 is seen as. A variant is a pure function of (seed, clip, variant), so runs are reproducible and resumes
@@ -51,9 +51,9 @@ class AugmentConfig:
 def change_speed(audio: np.ndarray, vertices: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     """Speak ``factor`` times faster: audio (S,) resampled (pitch follows, as in Kaldi-style speed
     perturbation), motion (T, P) linearly re-timed to the new length."""
-    n_samples = max(1, int(round(len(audio) / factor)))
-    out_audio = resample(audio, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)[:n_samples]
-    n_frames = max(1, int(round(len(vertices) / factor)))
+    n_samples = max(1, round(len(audio) / factor))
+    out_audio = resample(audio, round(SAMPLE_RATE * factor), SAMPLE_RATE)[:n_samples]
+    n_frames = max(1, round(len(vertices) / factor))
     t = np.linspace(0, len(vertices) - 1, n_frames)
     i0 = np.floor(t).astype(int)
     i1 = np.minimum(i0 + 1, len(vertices) - 1)

@@ -91,7 +91,9 @@ def asterisk_prompts(n: int, seed: int, min_s: float = 1.5, max_s: float = 7.0) 
     """``n`` (wav, transcript) pairs of plain spoken sentences (no digits or keypad symbols), chosen with
     ``seed``, sorted by name."""
     prompts = []
-    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace"):
+    with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
         name, sep, text = line.partition(":")
         text = text.strip()
         if not sep or name.startswith(";") or "/" in name or not re.fullmatch(r"[A-Za-z ,.'?!-]+", text):

