@@ -201,7 +201,7 @@ def cmd_data_voices(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.voices import build_voice_sets
 
     cfg = _cfg(extra)
-    out = args.out or f"{cfg.paths.data_dir}/voices"
+    out = args.out or cfg.paths.voices_dir
     manifest = build_voice_sets(out, args.sources, args.clips, args.seed, overwrite=args.overwrite)
     n = sum(len(v["clips"]) for v in manifest["sources"].values())
     skipped = f" ({len(manifest['skipped'])} skipped)" if manifest["skipped"] else ""
@@ -257,6 +257,34 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> None:
     print(f"wrote {n} sequences to {out}")
 
 
+def _named_paths(items: list[str] | None, default: str, option: str, what: str) -> dict:
+    """``NAME=PATH`` arguments (repeatable option) -> {name: Path}; malformed ones are a one-line error."""
+    from pathlib import Path
+
+    named = {}
+    for item in items or [default]:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise FacerlError(f"{option} takes NAME={what}, got {item!r}")
+        named[name] = Path(path)
+    return named
+
+
+def _optional_judge(args: argparse.Namespace, cfg):
+    """The judge folder of --judge (must hold a judge) or of the run (used when it exists), or None."""
+    from pathlib import Path
+
+    if args.no_judge:
+        return None
+    judge = Path(args.judge or _run_dir_file(cfg, "judge"))
+    if (judge / "backbone.pt").is_file():
+        return judge
+    if args.judge:
+        raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
+    print(f"no judge in {judge}: the sync (judge) columns stay empty (facerl train experiment=judge)")
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     from pathlib import Path
 
@@ -265,18 +293,8 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.train.common import resolve_device
 
     cfg = _cfg(extra)
-    methods = {}
-    for item in args.results or [f"supervised={_run_dir_file(cfg, 'results')}"]:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            raise FacerlError(f"--results takes NAME=FOLDER, got {item!r}")
-        methods[name] = Path(folder)
-    judge = None if args.no_judge else Path(args.judge or _run_dir_file(cfg, "judge"))
-    if judge is not None and not (judge / "backbone.pt").is_file():
-        if args.judge:
-            raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
-        print(f"no judge in {judge}: the sync (judge) columns stay empty (facerl train experiment=judge)")
-        judge = None
+    methods = _named_paths(args.results, f"supervised={_run_dir_file(cfg, 'results')}", "--results", "FOLDER")
+    judge = _optional_judge(args, cfg)
     rows = evaluate(spec_from_config(cfg.dataset), args.split, methods, judge, str(resolve_device(args.device)))
     out = Path(args.out or _run_dir_file(cfg, "evaluation", args.split))
     print(write_report(rows, out, args.split))
@@ -319,19 +337,11 @@ def cmd_evaluate_voices(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.train.common import resolve_device
 
     cfg = _cfg(extra)
-    actors = {}
-    for item in args.actor or [f"supervised={_run_dir_file(cfg, 'actor', 'best.pt')}"]:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise FacerlError(f"--actor takes NAME=CHECKPOINT, got {item!r}")
-        actors[name] = Path(path)
+    actors = _named_paths(args.actor, f"supervised={_run_dir_file(cfg, 'actor', 'best.pt')}", "--actor",
+                          "CHECKPOINT")
     sources = {} if args.no_in_domain else {IN_DOMAIN: spec_from_config(cfg.dataset)}
-    sources.update(voice_specs(args.voices or f"{cfg.paths.data_dir}/voices"))
-    judge = None if args.no_judge else Path(args.judge or _run_dir_file(cfg, "judge"))
-    if judge is not None and not (judge / "backbone.pt").is_file():
-        if args.judge:
-            raise FacerlError(f"no trained judge in {judge} (train one: facerl train experiment=judge)")
-        judge = None
+    sources.update(voice_specs(args.voices or cfg.paths.voices_dir))
+    judge = _optional_judge(args, cfg)
     out = Path(args.out or _run_dir_file(cfg, "evaluation", "voices"))
     rows = evaluate_voices(actors, sources, judge, resolve_device(args.device))
     print(write_report(rows, out, "voices", VOICE_COLUMNS))
