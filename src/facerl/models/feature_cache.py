@@ -6,6 +6,8 @@ Features live in memory and, when a root is given, in ``<root>/<fingerprint>/<na
 hashes the encoder's class, config and weights, so different or retrained encoders never share files.
 Only encoders with ``frozen=True`` may be cached: a trainable encoder's features change every step.
 The clip ``name`` is the key, so it must identify the audio (use a new root if a corpus is rebuilt).
+:meth:`FeatureCache.get_many` computes all missing clips of a batch in one call of the encoder's
+``clip_features`` (Whisper packs them into shared 30 s windows, see :mod:`facerl.models.whisper`).
 """
 
 from __future__ import annotations
@@ -92,27 +94,40 @@ class FeatureCache:
 
     def get(self, name: str, audio: torch.Tensor, encoder: AudioEncoder) -> torch.Tensor:
         """(S,) 16 kHz audio -> (N, D) float32 CPU features of ``encoder`` (which must be frozen)."""
+        return self.get_many([name], [audio], encoder)[0]
+
+    def get_many(self, names: list[str], audios: list[torch.Tensor], encoder: AudioEncoder) -> list[torch.Tensor]:
+        """[(S_i,)] -> [(N_i, D)] float32 CPU features; the clips found neither in memory nor on disk are
+        encoded together (one ``encoder.clip_features`` call)."""
         if not encoder.frozen:
             raise ValueError(f"only frozen encoders may be cached; {type(encoder).__name__} has frozen=False")
-        if name in self._memory:
-            return self._memory[name]
-        path = self.path(name)
-        features = self._load(path, encoder.feature_dim) if path is not None else None
-        if features is None:
-            features = self._compute(audio, encoder)
-            if path is not None:
-                save_npy(path, features.numpy())
-        self._memory[name] = features
-        return features
+        missing = []
+        for name in dict.fromkeys(names):
+            if name in self._memory:
+                continue
+            path = self.path(name)
+            features = self._load(path, encoder.feature_dim) if path is not None else None
+            if features is None:
+                missing.append(name)
+            else:
+                self._memory[name] = features
+        if missing:
+            audio_of = dict(zip(names, audios))
+            for name, features in zip(missing, self._compute([audio_of[n] for n in missing], encoder)):
+                path = self.path(name)
+                if path is not None:
+                    save_npy(path, features.numpy())
+                self._memory[name] = features
+        return [self._memory[name] for name in names]
 
     @staticmethod
-    def _compute(audio: torch.Tensor, encoder: AudioEncoder) -> torch.Tensor:
+    def _compute(audios: list[torch.Tensor], encoder: AudioEncoder) -> list[torch.Tensor]:
         param = next(encoder.parameters(), None)
-        device = param.device if param is not None else audio.device
-        x = audio.reshape(1, -1).to(device=device, dtype=torch.float32)        # (1, S)
+        clips = [a.reshape(-1).to(device=param.device if param is not None else a.device, dtype=torch.float32)
+                 for a in audios]                                            # [(S_i,)]
         with torch.no_grad():
-            features = encoder.features(x, torch.ones_like(x, dtype=torch.bool))  # (1, N, D)
-        return features[0].float().cpu()                                    # (N, D)
+            features = encoder.clip_features(clips)                          # [(N_i, D)]
+        return [f.float().cpu() for f in features]
 
     @staticmethod
     def _load(path: Path, feature_dim: int) -> torch.Tensor | None:

@@ -209,9 +209,10 @@ def config_changes(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> 
     (:data:`RESUME_FREE`) and the config sections in ``ignore`` (those a stage does not use)."""
     old, new = _flatten(saved), _flatten(current)
     skip = RESUME_FREE + ignore
-    return {key: (old.get(key, _MISSING), new.get(key, _MISSING)) for key in sorted(set(old) | set(new))
-            if old.get(key, _MISSING) != new.get(key, _MISSING)
-            and not any(key == s or key.startswith(s + ".") for s in skip)}
+    # A key the saved config lacks is a setting added by a later facerl version: the run used its behaviour
+    # from before, which the new key's default keeps, so it is not a change (a key dropped since still is).
+    return {key: (old.get(key, _MISSING), new.get(key, _MISSING)) for key in sorted(old)
+            if old[key] != new.get(key, _MISSING) and not any(key == s or key.startswith(s + ".") for s in skip)}
 
 
 def describe_changes(changes: dict[str, tuple[Any, Any]], limit: int = 6) -> str:
