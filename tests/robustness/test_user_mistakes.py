@@ -152,6 +152,9 @@ def test_temp_names_are_exclusive_and_unpredictable(tmp_path):
         one.write_bytes(b"1")
         two.write_bytes(b"2")
     assert (tmp_path / "a.npy").read_bytes() == b"1" and not partials(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.npy").stat().st_mode & 0o777 == 0o666 & ~umask   # not mkstemp's private 0600
 
 
 # ---- 3. run names ----------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ import numpy as np
 
 from facerl.errors import FacerlError
 
+_UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then restored
+os.umask(_UMASK)
+
 # .<name>.<pid>.<random>.partial<suffix> (and the older .<stem>.<pid>.partial<suffix>)
 PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>\d+)(\.[A-Za-z0-9_]+)?\.partial(\.[^.]*)?$")
 
@@ -86,6 +89,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise FacerlError(f"cannot write {path} ({exc.strerror or exc})") from None
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the permissions open() would give
     os.close(fd)
     tmp = Path(name)
     try:
@@ -108,6 +112,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(path.parent)
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=path.parent))
+        tmp.chmod(0o777 & ~_UMASK)  # as mkdir would
     except OSError as exc:
         raise FacerlError(f"cannot write {path} ({exc.strerror or exc})") from None
     try:
