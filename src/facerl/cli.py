@@ -326,6 +326,16 @@ def cmd_evaluate_reward(args: argparse.Namespace, extra: list[str]) -> None:
     out = Path(args.out or _run_dir_file(cfg, "evaluation", f"reward_{args.split}"))
     print(write_calibration(report, out))
     print(f"wrote {out}/calibration.md, calibration.json, calibration.png")
+    if args.voices:
+        from facerl.eval.reward_report import calibrate_voices, write_voice_calibration
+        from facerl.eval.voices import IN_DOMAIN, voice_specs
+
+        sources = {f"{IN_DOMAIN} ({args.split})": spec_from_config(cfg.dataset), **voice_specs(args.voices)}
+        if args.split != "test":
+            sources.pop(f"{IN_DOMAIN} ({args.split})")  # calibrate_voices reads each source's test split
+        rows = calibrate_voices(reward, sources, judge_dir, resolve_device(args.device))
+        print(write_voice_calibration(rows, out))
+        print(f"wrote {out}/calibration_voices.md, calibration_voices.json")
 
 
 def cmd_evaluate_voices(args: argparse.Namespace, extra: list[str]) -> None:
@@ -590,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--actor", help="actor checkpoint to compare with ground truth "
                                     "(default runs/<run_name>/actor/best.pt, skipped if absent)")
     er.add_argument("--out", help="output folder (default runs/<run_name>/evaluation/reward_<split>)")
+    er.add_argument("--voices", metavar="DIR",
+                    help="also calibrate on every source of a voice-set root (facerl data voices): one summary row "
+                         "per source in calibration_voices.{md,json}")
     er.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     er.set_defaults(func=cmd_evaluate_reward)
 

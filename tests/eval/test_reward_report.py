@@ -139,3 +139,19 @@ def test_evaluate_fills_the_judge_columns(reward_run, tiny_corpus):
     assert main(["evaluate", "--results", f"copy={results}", "--out", str(out), "--no-judge", *common]) == 0
     rows = json.loads((out / "metrics.json").read_text())["rows"]
     assert all(r["judge_sync"] is None for r in rows)
+
+
+def test_evaluate_reward_per_voice_source(reward_run, tmp_path, capsys):
+    root, common, _ = reward_run
+    voices = tmp_path / "voices"
+    assert main(["data", "voices", "--out", str(voices), "--sources", "piper-joe", "--clips", "2"]) == 0
+    out = root / "cal_voices"
+    assert main(["evaluate-reward", "--voices", str(voices), "--out", str(out), "--device", "cpu", *common]) == 0
+    rows = {r["source"]: r for r in json.loads((out / "calibration_voices.json").read_text())["rows"]}
+    assert set(rows) == {"eSpeak test speakers (in domain) (test)", "piper-joe"}
+    assert rows["piper-joe"]["clips"] == 2 and rows["eSpeak test speakers (in domain) (test)"]["clips"] == 3
+    for row in rows.values():
+        assert 0.0 <= row["reward_pair"] <= 1.0 and 0.0 <= row["judge_offset"] <= 1.0
+        assert 0.0 <= row["realism_min_clip_auc"] <= 1.0
+    assert "| piper-joe | 2 |" in (out / "calibration_voices.md").read_text()
+    assert "calibration_voices.md" in capsys.readouterr().out

@@ -316,3 +316,49 @@ def write_calibration(report: dict, out: Path) -> str:
     save_text(out / "calibration.md", text)
     plot(report, out / "calibration.png")
     return text
+
+
+VOICE_CALIBRATION_COLUMNS = [
+    ("clips", "clips", "{:d}"),
+    ("reward_clip_sync", "reward sync per clip", "{:.1%}"),
+    ("reward_pair", "reward pair acc", "{:.1%}"),
+    ("reward_offset", "reward offset acc", "{:.1%}"),
+    ("realism_min_clip_auc", "realism AUC (worst degradation, per clip)", "{:.3f}"),
+    ("gt_real", "GT real", "{:.3f}"),
+    ("judge_pair", "judge pair acc", "{:.1%}"),
+    ("judge_offset", "judge offset acc", "{:.1%}"),
+]
+
+
+def calibrate_voices(reward_dir: Path, sources: dict[str, DatasetSpec], judge_dir: Path | None,
+                     device: str | torch.device = "cpu") -> list[dict]:
+    """The reward model's (and judge's) calibration on each voice source: do they still hear sync and
+    realism on voices they were not trained on? One summary row per source (its 'test' split)."""
+    rows = []
+    for name, spec in sources.items():
+        report = calibrate(reward_dir, spec, "test", judge_dir, None, device)
+        sync, judge = report["reward"]["sync"], report.get("judge", {}).get("sync", {})
+        rows.append({"source": name, "clips": report["clips"],
+                     "reward_clip_sync": sync.get("clip_sync_accuracy", math.nan),
+                     "reward_pair": sync["pair_accuracy"], "reward_offset": sync["offset_accuracy"],
+                     "realism_min_clip_auc": min(r["clip_auc"] for r in report["realism"].values()),
+                     "gt_real": report["ground_truth"]["real"],
+                     "judge_pair": judge.get("pair_accuracy", math.nan),
+                     "judge_offset": judge.get("offset_accuracy", math.nan)})
+    return rows
+
+
+def write_voice_calibration(rows: list[dict], out: Path) -> str:
+    """calibration_voices.{md,json} in ``out``; returns the markdown table."""
+    def cell(value, fmt: str) -> str:
+        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+    lines = ["| source | " + " | ".join(h for _, h, _ in VOICE_CALIBRATION_COLUMNS) + " |",
+             "|---|" + "---|" * len(VOICE_CALIBRATION_COLUMNS)]
+    lines += [f"| {r['source']} | " + " | ".join(cell(r[k], f) for k, _, f in VOICE_CALIBRATION_COLUMNS) + " |"
+              for r in rows]
+    table = "\n".join(lines)
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+    save_text(out / "calibration_voices.json", json.dumps({"rows": clean}, indent=2) + "\n")
+    save_text(out / "calibration_voices.md", f"# Reward calibration per voice source\n\n{table}\n")
+    return table
