@@ -224,7 +224,9 @@ def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, dev
     manifest = read_manifest(root) if (root / "voices.json").is_file() else None
     wanted = {"clips_per_source": cfg.pipeline.voice_clips, "requested": sources, "seed": 0}
     if manifest is None or {k: manifest.get(k) for k in wanted} != wanted:
-        build_voice_sets(root, sources, cfg.pipeline.voice_clips, overwrite=manifest is not None)
+        # replace older sets, and an interrupted build of ours (marker, no voices.json); never anything else
+        ours = Layout(root).created_by == "facerl data voices"
+        build_voice_sets(root, sources, cfg.pipeline.voice_clips, overwrite=manifest is not None or ours)
     else:
         print(f"using the voice sets in {root}")
     run_dir = Path(cfg.paths.run_dir)

@@ -148,7 +148,7 @@ def test_temp_files_never_open_a_planted_symlink(tiny_corpus, actor_ckpt, tmp_pa
 def test_temp_names_are_exclusive_and_unpredictable(tmp_path):
     with atomic_path(tmp_path / "a.npy") as one, atomic_path(tmp_path / "a.npy") as two:
         assert one != two and one.is_file() and not one.is_symlink()
-        assert one.name.startswith(f".a.{os.getpid()}.") and one.name.endswith(".partial.npy")
+        assert one.name.startswith(f".a.{os.getpid()}@") and one.name.endswith(".partial.npy")
         one.write_bytes(b"1")
         two.write_bytes(b"2")
     assert (tmp_path / "a.npy").read_bytes() == b"1" and not partials(tmp_path)
@@ -359,10 +359,15 @@ def test_stale_partials_of_dead_processes_are_removed_on_the_next_write(tmp_path
     old_style = tmp_path / f".clip.{dead_pid}.partial.npy"
     live = tmp_path / f".clip.{os.getppid()}.zz99.partial.npy"   # the parent is alive: not ours to remove
     other = tmp_path / ".my_hidden_file"
-    for path in (stale, old_style, live, other):
+    elsewhere = tmp_path / f".clip.{dead_pid}@0123abcd.q1w2e3.partial.npy"  # another host's: its pid means nothing
+    for path in (stale, old_style, live, other, elsewhere):
         path.write_bytes(b"x")
     stale_dir.mkdir()
     (stale_dir / "frame_00000.obj").write_text("v 0 0 0\n")
     save_npy(tmp_path / "new.npy", np.zeros(3))
     assert not stale.exists() and not old_style.exists() and not stale_dir.exists()
-    assert live.exists() and other.exists() and (tmp_path / "new.npy").is_file()
+    assert live.exists() and other.exists() and elsewhere.exists() and (tmp_path / "new.npy").is_file()
+    day_old = os.stat(elsewhere).st_mtime - 25 * 3600
+    os.utime(elsewhere, (day_old, day_old))                      # ... until nobody has touched it for a day
+    save_npy(tmp_path / "newer.npy", np.zeros(3))
+    assert not elsewhere.exists() and live.exists()

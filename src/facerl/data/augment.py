@@ -5,7 +5,8 @@ room reverberation, telephone band-limiting and gain.
 
 Each training clip has ``variants`` augmented versions besides itself; every epoch draws which one a clip
 is seen as. A variant is a pure function of (seed, clip, variant), so runs are reproducible and resumes
-bit-identical, and a frozen encoder's feature cache keys it by name (``<clip>#aug<k>``): features of a
+bit-identical, and a frozen encoder's feature cache keys it by name (``<clip>#aug<k>-<hash>``; the hash covers the
+seed, the clip, the variant and every augmentation setting, so a changed recipe is never read back): features of a
 variant are computed once, like those of the clean clip.
 
 Dimensions: S audio samples (16 kHz), T frames (30 fps), P = V*3 coordinates, F STFT bins, N STFT frames.
@@ -13,7 +14,9 @@ Dimensions: S audio samples (16 kHz), T frames (30 fps), P = V*3 coordinates, F 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -170,5 +173,7 @@ class AugmentedClips(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, 29, i, k])
         template = clip.template.numpy()
         audio, motion, _ = augment_clip(clip.audio.numpy(), clip.vertices.numpy() - template, self.cfg, rng)
-        return replace(clip, name=f"{clip.name}#aug{k}", audio=torch.from_numpy(audio),
+        # the name keys a frozen encoder's feature cache: it must change whenever the variant's content would
+        recipe = hashlib.sha1(json.dumps([self.seed, i, k, asdict(self.cfg)]).encode()).hexdigest()[:10]
+        return replace(clip, name=f"{clip.name}#aug{k}-{recipe}", audio=torch.from_numpy(audio),
                        vertices=torch.from_numpy(motion + template), phones=None)

@@ -4,19 +4,23 @@ never through a planted symlink.
 A write goes to a hidden temp file created with ``O_CREAT | O_EXCL`` (``tempfile.mkstemp``) in the
 target's folder, so a symlink or file already under that name is never opened; it is then renamed onto
 the target (``os.replace`` replaces a symlink standing at the target path, never the file it points to).
-Temp files are named ``.<name>.<pid>.<random>.partial<suffix>``: a process killed with SIGKILL cannot
-remove its own, so every later write into the same folder removes those whose process is gone.
+Temp files are named ``.<name>.<pid>@<host>.<random>.partial<suffix>``: a process killed with SIGKILL
+cannot remove its own, so every later write into the same folder removes those whose process is gone
+(another host's only after a day: its pids mean nothing here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +32,10 @@ from facerl.errors import FacerlError
 _UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then restored
 os.umask(_UMASK)
 
-# .<name>.<pid>.<random>.partial<suffix> (and the older .<stem>.<pid>.partial<suffix>)
-PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>\d+)(\.[A-Za-z0-9_]+)?\.partial(\.[^.]*)?$")
+# .<name>.<pid>@<host>.<random>.partial<suffix> (and the older .<stem>.<pid>.partial<suffix>)
+PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>\d+)(@(?P<host>[0-9a-f]{8}))?(\.[A-Za-z0-9_]+)?\.partial(\.[^.]*)?$")
+HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]  # pids are only comparable on one host
+FOREIGN_STALE_S = 24 * 3600  # another machine's temp file is only removed once it is this old
 
 
 def _pid_alive(pid: int) -> bool:
@@ -47,8 +53,9 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
     """Delete the temp files and folders that dead facerl processes left in ``folder``; returns them.
 
-    Only entries matching facerl's temp-name pattern, owned by a process that no longer exists, are touched;
-    symlinks are never followed (a link is removed, not its target)."""
+    Only entries matching facerl's temp-name pattern are touched: those of this host whose process no longer
+    exists, and those of another host (a shared folder) untouched for a day. Symlinks are never followed (a
+    link is removed, not its target)."""
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -56,11 +63,17 @@ def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         m = PARTIAL_RE.match(entry.name)
-        if not m or _pid_alive(int(m["pid"])):
+        if not m:
             continue
         path = Path(entry.path)
         try:
-            mode = os.lstat(path).st_mode
+            info = os.lstat(path)
+            if m["host"] in (None, HOST):
+                if _pid_alive(int(m["pid"])):
+                    continue
+            elif time.time() - info.st_mtime < FOREIGN_STALE_S:
+                continue
+            mode = info.st_mode
             if stat.S_ISDIR(mode):
                 shutil.rmtree(path)
             else:
@@ -72,7 +85,7 @@ def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
 
 
 def _temp_name_parts(path: Path) -> tuple[str, str]:
-    return f".{path.stem}.{os.getpid()}.", f".partial{path.suffix}"
+    return f".{path.stem}.{os.getpid()}@{HOST}.", f".partial{path.suffix}"
 
 
 @contextlib.contextmanager
@@ -128,7 +141,7 @@ def check_writable(folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".write-test.{os.getpid()}.", suffix=".partial", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=f".write-test.{os.getpid()}@{HOST}.", suffix=".partial", dir=folder)
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
