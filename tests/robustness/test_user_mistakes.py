@@ -306,7 +306,7 @@ def test_nan_predictions_are_reported_not_scored(tiny_corpus, tiny_actor_run, tm
     args = tiny_train_overrides(tiny_corpus, tiny_actor_run.parent.parent)
     results = tmp_path / "results"
     assert run(["test", *args, "--splits", "test", "--out", results], capsys)[0] == 0
-    victim = sorted(results.glob("*.npy"))[0]
+    victim = min(results.glob("*.npy"))
     pred = np.load(victim)
     pred[3] = np.nan
     np.save(victim, pred)

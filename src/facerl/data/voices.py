@@ -179,7 +179,8 @@ def read_manifest(root: str | Path) -> dict:
         raise FacerlError(f"{path} not found: build the voice sets first (facerl data voices --out {root})")
     try:
         manifest = json.loads(path.read_text())
-        manifest["sources"]  # noqa: B018 - the key every reader needs
+        if not isinstance(manifest["sources"], dict):  # the key every reader needs
+            raise TypeError("sources")
     except (ValueError, KeyError, TypeError) as exc:
         raise FacerlError(f"{path} is damaged ({type(exc).__name__}); rebuild the voice sets") from None
     return manifest

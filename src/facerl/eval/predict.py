@@ -6,9 +6,12 @@ Dimensions: B clips, C style conditions, T frames (30 fps), V vertices, Da audio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from facerl.data.dataset import Batch, pad_stack
+from facerl.data.dataset import Batch, Clip, VocaDataset, collate, pad_stack
+from facerl.errors import FacerlError
 from facerl.models.actor import Actor
 from facerl.models.audio import align_to_frames
 
@@ -37,3 +40,16 @@ def predict_styles(actor: Actor, batch: Batch, styles: list[int], cache=None) ->
     motion = actor.generate(feats, style).motion                             # (B*C, T, K)
     template = batch.template.repeat_interleave(c, 0)                        # (B*C, V*3)
     return actor.vertices(motion, template).view(b, c, *motion.shape[1:2], -1)
+
+
+def predict_dataset(actor: Actor, ds: VocaDataset, styles: list[int], device,
+                    chunk: int = 4) -> Iterator[tuple[list[Clip], torch.Tensor]]:
+    """(clips, predictions (B, C, T, V*3) on the CPU) for every chunk of a split; NaN or inf output (a
+    diverged checkpoint) is an error, never a result."""
+    for start in range(0, len(ds), chunk):
+        clips = [ds[i] for i in range(start, min(start + chunk, len(ds)))]
+        pred = predict_styles(actor, collate(clips).to(device), styles).cpu()             # (B, C, T, V*3)
+        if not torch.isfinite(pred).all():
+            raise FacerlError(f"the actor produced NaN or inf vertices for {', '.join(c.name for c in clips)} "
+                              "(a diverged checkpoint?); results would be meaningless")
+        yield clips, pred

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from facerl.data.dataset import DatasetSpec, VocaDataset, collate
+from facerl.data.dataset import DatasetSpec, VocaDataset
 from facerl.errors import FacerlError
-from facerl.eval.predict import predict_styles
+from facerl.eval.predict import predict_dataset
 from facerl.models.actor import Actor
 from facerl.models.checkpoint import ActorMeta
 from facerl.utils.io import check_writable, save_npy
@@ -39,13 +39,8 @@ def write_results(actor: Actor, meta: ActorMeta, spec: DatasetSpec, splits: list
         if ds[0].template.numel() != meta.n_vertices * 3:
             raise FacerlError(f"{spec.root} has {ds[0].template.numel() // 3} vertices per frame, "
                               f"the actor predicts {meta.n_vertices}")
-        for start in tqdm(range(0, len(ds), chunk), desc=f"test {split}", unit="batch"):
-            clips = [ds[i] for i in range(start, min(start + chunk, len(ds)))]
-            batch = collate(clips).to(device)
-            pred = predict_styles(actor, batch, [i for i, _ in conditions]).cpu()   # (B, C, T, V*3)
-            if not torch.isfinite(pred).all():
-                raise FacerlError(f"the actor produced NaN or inf vertices for {', '.join(batch.names)} "
-                                  "(a diverged checkpoint?); results would be meaningless")
+        batches = predict_dataset(actor, ds, [i for i, _ in conditions], device, chunk)
+        for clips, pred in tqdm(batches, total=-(-len(ds) // chunk), desc=f"test {split}", unit="batch"):
             for b, clip in enumerate(clips):
                 for stale in out_dir.glob(f"{clip.name}_condition_*.npy"):  # a clip's results are replaced whole
                     stale.unlink(missing_ok=True)  # another run may have replaced it first

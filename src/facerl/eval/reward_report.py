@@ -318,15 +318,15 @@ def write_calibration(report: dict, out: Path) -> str:
     return text
 
 
-VOICE_CALIBRATION_COLUMNS = [
-    ("clips", "clips", "{:d}"),
-    ("reward_clip_sync", "reward sync per clip", "{:.1%}"),
-    ("reward_pair", "reward pair acc", "{:.1%}"),
-    ("reward_offset", "reward offset acc", "{:.1%}"),
-    ("realism_min_clip_auc", "realism AUC (worst degradation, per clip)", "{:.3f}"),
-    ("gt_real", "GT real", "{:.3f}"),
-    ("judge_pair", "judge pair acc", "{:.1%}"),
-    ("judge_offset", "judge offset acc", "{:.1%}"),
+VOICE_CALIBRATION_COLUMNS = [  # (key, header, scale, format), as evaluate.COLUMNS
+    ("clips", "clips", 1, "{:d}"),
+    ("reward_clip_sync", "reward sync per clip", 1, "{:.1%}"),
+    ("reward_pair", "reward pair acc", 1, "{:.1%}"),
+    ("reward_offset", "reward offset acc", 1, "{:.1%}"),
+    ("realism_min_clip_auc", "realism AUC (worst degradation, per clip)", 1, "{:.3f}"),
+    ("gt_real", "GT real", 1, "{:.3f}"),
+    ("judge_pair", "judge pair acc", 1, "{:.1%}"),
+    ("judge_offset", "judge offset acc", 1, "{:.1%}"),
 ]
 
 
@@ -350,14 +350,9 @@ def calibrate_voices(reward_dir: Path, sources: dict[str, DatasetSpec], judge_di
 
 def write_voice_calibration(rows: list[dict], out: Path) -> str:
     """calibration_voices.{md,json} in ``out``; returns the markdown table."""
-    def cell(value, fmt: str) -> str:
-        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+    from facerl.eval.evaluate import markdown_table
 
-    lines = ["| source | " + " | ".join(h for _, h, _ in VOICE_CALIBRATION_COLUMNS) + " |",
-             "|---|" + "---|" * len(VOICE_CALIBRATION_COLUMNS)]
-    lines += [f"| {r['source']} | " + " | ".join(cell(r[k], f) for k, _, f in VOICE_CALIBRATION_COLUMNS) + " |"
-              for r in rows]
-    table = "\n".join(lines)
+    table = markdown_table([{"method": r["source"], **r} for r in rows], VOICE_CALIBRATION_COLUMNS)
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     save_text(out / "calibration_voices.json", json.dumps({"rows": clean}, indent=2) + "\n")
     save_text(out / "calibration_voices.md", f"# Reward calibration per voice source\n\n{table}\n")

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facerl.data.dataset import DatasetSpec, VocaDataset, collate
+from facerl.data.dataset import DatasetSpec, VocaDataset
 from facerl.data.voices import read_manifest
 from facerl.eval.evaluate import COLUMNS, Judge, load_references, score
-from facerl.eval.predict import predict_styles
+from facerl.eval.predict import predict_dataset
 from facerl.models.checkpoint import load_actor
 
 VOICE_KEYS = ("opening_r", "opening_lag", "closure_rate", "lve", "mtm_ms", "judge_sync")
@@ -39,16 +39,12 @@ def voice_specs(voices_root: str | Path) -> dict[str, DatasetSpec]:
             for name, info in manifest["sources"].items() if info["clips"]}
 
 
-@torch.no_grad()
-def predict_average(actor, spec: DatasetSpec, device, chunk: int = 4) -> dict[str, np.ndarray]:
+def predict_average(actor, spec: DatasetSpec, device) -> dict[str, np.ndarray]:
     """{clip: (T, V, 3)} of the test split in the style-independent mode."""
-    ds = VocaDataset(spec, "test", with_phones=False)
     out = {}
-    for start in range(0, len(ds), chunk):
-        clips = [ds[i] for i in range(start, min(start + chunk, len(ds)))]
-        pred = predict_styles(actor, collate(clips).to(device), [-1])[:, 0].cpu().numpy()   # (B, T, V*3)
+    for clips, pred in predict_dataset(actor, VocaDataset(spec, "test", with_phones=False), [-1], device):
         for b, clip in enumerate(clips):
-            out[clip.name] = pred[b, :len(clip.vertices)].reshape(len(clip.vertices), -1, 3)
+            out[clip.name] = pred[b, 0, :len(clip.vertices)].numpy().reshape(len(clip.vertices), -1, 3)
     return out
 
 

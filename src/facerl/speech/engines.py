@@ -157,14 +157,10 @@ def piper_phones(tokens: list[tuple[str, int]], rate_hz: int) -> list[Phone]:
         segments[-1][1] += pending
     phones, t = [], 0
     for symbol, samples in segments:
-        if samples <= 0:
-            continue
-        if phones and symbol == SIL and phones[-1].phone == SIL:
-            phones[-1] = Phone(phones[-1].start_s, (t + samples) / rate_hz, SIL)
-        else:
+        if samples > 0:
             phones.append(Phone(t / rate_hz, (t + samples) / rate_hz, symbol))
-        t += samples
-    return phones
+            t += samples
+    return _merge_sil(phones)
 
 
 def _piper(text: str, voice: str, rate: float, pitch: float) -> Speech:
