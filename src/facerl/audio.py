@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import warnings
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from facerl.errors import FacerlError
-from facerl.utils.io import atomic_path
+from facerl.utils.io import atomic_path, existing_file
 
 SAMPLE_RATE = 16_000
 
@@ -36,11 +35,7 @@ def to_float(samples: np.ndarray) -> np.ndarray:
 
 def read_wav(path: str | os.PathLike, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read a wav file as (S,) float32 mono at ``rate``: stereo is downmixed, other rates resampled."""
-    path = Path(path)
-    if not path.is_file():
-        raise FacerlError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
-        raise FacerlError(f"audio file is empty: {path}")
+    path = existing_file(path, "audio")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", wavfile.WavFileWarning)  # unknown chunks are harmless ...

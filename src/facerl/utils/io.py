@@ -149,13 +149,19 @@ def check_writable(folder: str | os.PathLike) -> Path:
     return folder
 
 
-def load_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
-    """A .npy file (no pickles) or a one-line error naming the file."""
+def existing_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if it is a non-empty file, else a one-line error saying which ``what`` file is missing or empty."""
     path = Path(path)
     if not path.is_file():
         raise FacerlError(f"{what} file not found: {path}")
     if path.stat().st_size == 0:
         raise FacerlError(f"{what} file is empty: {path}")
+    return path
+
+
+def load_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
+    """A .npy file (no pickles) or a one-line error naming the file."""
+    path = existing_file(path, what)
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
