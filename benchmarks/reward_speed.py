@@ -1,5 +1,5 @@
 """Reward-model scoring throughput: windows per second at batch sizes 1, 64 and 1024 windows, and the wall
-time to score a 4 s clip end to end (log-mel + windows + score_sequence), as `facerl score` and RL rollouts do.
+time to score a 4 s clip end to end (log-mel + windows + FrozenReward.score), as `facerl score` and RL rollouts do.
 
 Usage: python benchmarks/reward_speed.py [--reward runs/pipeline/reward] [--device cpu] [--threads 2]
        [--repeats 5]
@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 from facerl.head.rig import load_head
+from facerl.reward.frozen import FrozenReward
 from facerl.reward.model import BackboneConfig, ScoreHead, SpeechMeshTransformer
-from facerl.reward.scoring import RewardModel, load_reward, score_sequence
 from facerl.reward.windows import MEL_PER_FRAME, N_MELS, WINDOW, reward_mel
-from facerl.train.common import resolve_device
+from facerl.utils.checkpoint import resolve_device
 
 FPS = 30
 
 
-def default_reward(n_coords: int) -> RewardModel:
+def default_reward(n_coords: int) -> FrozenReward:
     torch.manual_seed(0)
     backbone = SpeechMeshTransformer(n_coords, BackboneConfig())
-    return RewardModel(backbone, ScoreHead(backbone.cfg.embed)).eval().requires_grad_(False)
+    return FrozenReward(backbone, ScoreHead(backbone.cfg.embed))
 
 
 def speech_like(seconds: float) -> torch.Tensor:
@@ -47,18 +47,21 @@ def timed(fn, device: torch.device) -> float:
 
 
 @torch.no_grad()
-def batch_seconds(model: RewardModel, n: int, device: torch.device, min_seconds: float = 1.0) -> float:
+def batch_seconds(model: FrozenReward, n: int, device: torch.device, min_seconds: float = 1.0) -> float:
     """Mean seconds per forward pass of n windows: mesh (n, L, P) + mel (n, 1, F*L, M) on ``device``."""
     mesh = 1e-3 * torch.randn(n, WINDOW, model.backbone.n_coords, device=device)          # (n, L, P)
     mel = torch.randn(n, 1, WINDOW * MEL_PER_FRAME, N_MELS, device=device) - 4.0          # (n, 1, F*L, M)
-    model(mesh, mel)                                                                       # warm-up
+    def forward() -> None:
+        model.head(*model.backbone(mesh, mel))
+
+    forward()                                                                              # warm-up
     times = []
     while sum(times) < min_seconds or len(times) < 3:
-        times.append(timed(lambda: model(mesh, mel), device))
+        times.append(timed(forward, device))
     return sum(times) / len(times)
 
 
-def clip_seconds(model: RewardModel, seconds: float, repeats: int) -> tuple[float, float, int]:
+def clip_seconds(model: FrozenReward, seconds: float, repeats: int) -> tuple[float, float, int]:
     """Mean wall time of scoring one clip end to end and of its log-mel alone, and its window count."""
     device = next(model.parameters()).device
     audio = speech_like(seconds)                                                           # (S,)
@@ -70,12 +73,12 @@ def clip_seconds(model: RewardModel, seconds: float, repeats: int) -> tuple[floa
         holder["mel"] = reward_mel(audio[None], n_frames)[0]                              # (F*T, M)
 
     def end_to_end() -> None:
-        holder["scores"] = score_sequence(model, motion, reward_mel(audio[None], n_frames)[0])
+        holder["scores"] = model.score(motion, reward_mel(audio[None], n_frames)[0])
 
     end_to_end()                                                                           # warm-up
     total = sum(timed(end_to_end, device) for _ in range(repeats)) / repeats
     mel = sum(timed(mel_only, device) for _ in range(repeats)) / repeats
-    return total, mel, len(holder["scores"].lip)
+    return total, mel, holder["scores"].lip.shape[1]
 
 
 def main() -> None:
@@ -90,7 +93,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     n_vertices = load_head().n_vertices
-    model = load_reward(args.reward, device) if args.reward else default_reward(3 * n_vertices).to(device)
+    model = FrozenReward.load(args.reward, device) if args.reward else default_reward(3 * n_vertices).to(device)
     cfg, n_coords = model.backbone.cfg, model.backbone.n_coords
     source = args.reward or "random weights"
     print(f"reward model ({source}): width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, embed {cfg.embed}, "

@@ -225,13 +225,20 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
         from facerl.train.reward import train_reward
 
         train_reward(cfg)
-    elif cfg.stage in ("rl", "perceptual"):
-        from facerl.train.rl import train_rl
+    elif "recipe" in cfg.trainer:  # fine-tuning (rl, perceptual, supervised_continued, or a stage name of one's own)
+        from facerl.config import check_run_name
+
+        check_run_name(str(cfg.stage), "stage")
+        from facerl.rl.train import train_rl
 
         train_rl(cfg)
+    elif cfg.stage == "lipreader":
+        from facerl.eval.lipreader import train_lipreader
+
+        train_lipreader(cfg)
     else:
         raise FacerlError(f"stage {cfg.stage!r} cannot be trained (available: supervised, reward, judge, rl, "
-                          "perceptual)")
+                          "perceptual, lipreader)")
 
 
 def _run_dir_file(cfg, *parts: str) -> str:
@@ -246,7 +253,7 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.dataset import spec_from_config
     from facerl.eval.results import write_results
     from facerl.models.checkpoint import load_actor
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     checkpoint = args.checkpoint or _run_dir_file(cfg, "actor", "best.pt")
@@ -290,7 +297,7 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
 
     from facerl.data.dataset import spec_from_config
     from facerl.eval.evaluate import evaluate, write_report
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     methods = _named_paths(args.results, f"supervised={_run_dir_file(cfg, 'results')}", "--results", "FOLDER")
@@ -306,7 +313,7 @@ def cmd_evaluate_reward(args: argparse.Namespace, extra: list[str]) -> None:
 
     from facerl.data.dataset import spec_from_config
     from facerl.eval.reward_report import calibrate, write_calibration
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     reward = Path(args.reward or _run_dir_file(cfg, "reward"))
@@ -344,7 +351,7 @@ def cmd_evaluate_voices(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.data.dataset import spec_from_config
     from facerl.eval.evaluate import write_report
     from facerl.eval.voices import IN_DOMAIN, VOICE_COLUMNS, evaluate_voices, voice_specs
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     actors = _named_paths(args.actor, f"supervised={_run_dir_file(cfg, 'actor', 'best.pt')}", "--actor",
@@ -367,7 +374,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.head.rig import load_head
     from facerl.pipeline import comparison_video
     from facerl.render.commands import check_render_config
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     size, fps, backend = check_render_config(cfg.render)
@@ -387,7 +394,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> None:
 
 def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.animate import animate
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     device = resolve_device(args.device)
@@ -522,13 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_config_help(("trainer", "supervised"), ("model", "faceformer"), ("trainer", "reward"),
                                            ("reward", "small")) + EPILOG,
                        help="train a stage: experiment=supervised (the FaceFormer actor; default), "
-                            "experiment=reward (reward model), experiment=judge (independent sync judge)",
+                            "experiment=reward (reward model), experiment=judge (independent sync judge), "
+                            "experiment=lipreader (viseme classifier, evaluation only)",
                        description="Train one stage, configured by a Hydra experiment (conf/experiment/): "
                                    "`facerl train experiment=supervised run_name=myrun trainer.epochs=20`.\n"
                                    "experiment=supervised writes runs/<run_name>/actor/{best,last}.pt; "
                                    "experiment=reward writes runs/<run_name>/reward/{backbone,head,last}.pt "
                                    "(trainer.actor_checkpoint=... adds an actor's outputs as realism negatives); "
-                                   "experiment=judge writes runs/<run_name>/judge/ (evaluation only).\n"
+                                   "experiment=judge writes runs/<run_name>/judge/ (evaluation only); "
+                                   "experiment=lipreader writes runs/<run_name>/lipreader/lipreader.pt (a viseme "
+                                   "classifier on ground-truth lip motion, evaluation only; always trains afresh).\n"
                                    "Every stage logs to TensorBoard and resumes "
                                    "from last.pt (trainer.resume=false to start over). Multi-process (supervised): "
                                    "`torchrun --nproc_per_node 2 -m facerl.cli train ...`.")

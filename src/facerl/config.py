@@ -27,13 +27,13 @@ def load_config(overrides: list[str] | None = None) -> DictConfig:
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def check_run_name(name) -> None:
-    """A run writes into runs/<run_name>/: the name must be one plain folder name, so no run can write
-    outside runs/ (``../x``, ``/abs``) or into runs/ itself (empty)."""
+def check_run_name(name, key: str = "run_name") -> None:
+    """A run writes into runs/<run_name>/ (a stage into runs/<run_name>/<stage>/): the name must be one plain
+    folder name, so no run can write outside runs/ (``../x``, ``/abs``) or into runs/ itself (empty)."""
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
     if not isinstance(name, str) or not RUN_NAME_RE.match(name):
-        raise FacerlError(f"run_name must be a plain folder name (letters, digits, '.', '_', '-'; starting with "
+        raise FacerlError(f"{key} must be a plain folder name (letters, digits, '.', '_', '-'; starting with "
                           f"a letter or digit), got {name!r}")
 
 

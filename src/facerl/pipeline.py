@@ -89,9 +89,9 @@ def _same_settings(last: Path, done: dict, cfg: DictConfig, ignore: tuple[str, .
 def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retrain: bool) -> Path:
     """Train the reward model or the judge (``cfg.stage``) within ``minutes``, or reuse a finished one of
     the same reward config and realism-negative actor; a different one is trained from scratch."""
-    from facerl.reward.scoring import REWARD_KIND
-    from facerl.train.common import load_checkpoint
+    from facerl.reward.frozen import REWARD_KIND
     from facerl.train.reward import train_reward
+    from facerl.utils.checkpoint import load_checkpoint
 
     cfg = cfg.copy()
     cfg.trainer.max_minutes = minutes
@@ -113,8 +113,8 @@ def fine_tune_stage(cfg: DictConfig, minutes: float, actor: Path, retrain: bool)
     """RL or the perceptual baseline (``cfg.stage``) from ``actor`` within ``minutes``, or reuse a finished
     run that started from the same actor."""
     from facerl.models.checkpoint import ACTOR_KIND
-    from facerl.train.common import load_checkpoint
-    from facerl.train.rl import train_rl
+    from facerl.rl.train import train_rl
+    from facerl.utils.checkpoint import load_checkpoint
 
     cfg = cfg.copy()
     cfg.trainer.max_minutes = minutes
@@ -137,8 +137,8 @@ def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path
     (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over.
     Returns (best checkpoint, whether it was (re)trained now)."""
     from facerl.models.checkpoint import ACTOR_KIND
-    from facerl.train.common import load_checkpoint
     from facerl.train.supervised import train_supervised
+    from facerl.utils.checkpoint import load_checkpoint
 
     actor_dir = Path(cfg.paths.run_dir) / "actor"
     best, last = actor_dir / "best.pt", actor_dir / "last.pt"
@@ -160,7 +160,7 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
                  overrides: list[str] | None = None) -> None:
     from facerl.eval.compare import compare
     from facerl.eval.reward_report import calibrate, write_calibration
-    from facerl.train.common import resolve_device
+    from facerl.utils.checkpoint import resolve_device
 
     size, fps, backend = check_render_config(cfg.render)
     corpus = CorpusConfig.from_config(cfg.data)

@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from facerl.cli import main
-from facerl.eval.reward_report import (
-    SHIFTS,
-    SyncTally,
-    agreement,
-    auc,
-    offset_estimate,
-    valid_mask,
-)
+from facerl.eval.reward_report import SyncTally, agreement, auc
+from facerl.reward.frozen import SHIFTS, offset_estimate, valid_mask
 
 
 def test_auc_counts_pairs_and_ties():
@@ -78,17 +72,18 @@ def reward_run(tiny_corpus, tiny_actor_run, tmp_path_factory):
 
 
 def test_judge_is_saved_apart_with_its_own_size_and_no_head(reward_run):
-    from facerl.reward.scoring import load_backbone, load_reward
-    from facerl.train.common import load_checkpoint
+    from facerl.reward.frozen import FrozenReward
+    from facerl.utils.checkpoint import load_checkpoint
 
     root, _, _ = reward_run
     run = root / "runs" / "t"
-    judge, reward = load_backbone(run / "judge"), load_reward(run / "reward")
-    assert judge.cfg.embed != reward.backbone.cfg.embed
+    judge, reward = FrozenReward.load(run / "judge", judge=True), FrozenReward.load(run / "reward")
+    assert judge.is_judge and not reward.is_judge
+    assert judge.backbone.cfg.embed != reward.backbone.cfg.embed
     assert load_checkpoint(run / "judge" / "last.pt", "facerl-reward")["config"]["trainer"]["seed"] == 1
     assert not load_checkpoint(run / "judge" / "head.pt", "facerl-reward")["meta"]["head_trained"]
     with pytest.raises(Exception, match="judge"):
-        load_reward(run / "judge")
+        FrozenReward.load(run / "judge")
 
 
 def test_evaluate_reward_writes_report_plot_and_judge_agreement(reward_run, capsys):

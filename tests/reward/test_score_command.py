@@ -54,7 +54,7 @@ def test_results_folder_gets_one_row_per_window_and_a_summary(scoring, tmp_path,
                  "--device", "cpu", *scoring["overrides"]]) == 0
     rows, summary = read_csv(out), read_csv(tmp_path / "scores_summary.csv")
     frames = scoring["frames"]
-    assert list(rows[0]) == ["sequence", "condition", "window", "start_s", "lip", "real", "value"]
+    assert list(rows[0]) == ["sequence", "condition", "window", "start_s", "lip", "real", "sync"]
     assert len(rows) == 2 * sum(t - 4 for _, t in frames.values())
     assert len(summary) == 2 * len(frames) and {s["condition"] for s in summary} == {"gt", "static"}
     for s in summary:
@@ -96,7 +96,7 @@ def test_single_pair_matches_its_folder_score_and_resamples_60_fps(scoring, tmp_
                      *scoring["overrides"]]) == 0
         rows = read_csv(out)
         assert len(rows) == t - 4 and all(r["condition"] == "" for r in rows)
-        scores[name] = np.array([[float(r[k]) for k in ("lip", "real", "value")] for r in rows])
+        scores[name] = np.array([[float(r[k]) for k in ("lip", "real", "sync")] for r in rows])
     assert read_csv(tmp_path / "subject.csv")[0]["sequence"] == "seq"
     np.testing.assert_allclose(scores["npy"], scores["subject"], atol=1e-6)
     np.testing.assert_allclose(scores["60"], scores["subject"], atol=1e-5)    # even 60 fps frames are the 30 fps ones

@@ -45,7 +45,7 @@ def result_folders(run_dir: Path, spec: DatasetSpec, device: torch.device) -> di
 def plot_curves(run_dir: Path, path: Path) -> bool:
     """Validation reward, LVE and judge sync per epoch of the fine-tuning runs; False if there are none."""
     from facerl.models.checkpoint import ACTOR_KIND
-    from facerl.train.common import load_checkpoint
+    from facerl.utils.checkpoint import load_checkpoint
 
     histories = {}
     for label, stage in STAGES[1:]:

@@ -181,20 +181,22 @@ def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Re
 
 
 class _SequenceScorer:
-    """Base of the model columns: a prediction (T, V, 3) of a reference clip -> motion (T, P) and log-mel
-    (4T, M) tensors, the clip's log-mel computed once."""
+    """Base of the model columns: a frozen reward model or judge (facerl.reward.frozen, the one scoring path)
+    and a prediction (T, V, 3) of a reference clip -> motion (T, P) and log-mel (4T, M) tensors, the clip's
+    log-mel computed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path, device: str, judge: bool) -> None:
+        from facerl.reward.frozen import FrozenReward
+
+        self.model = FrozenReward.load(folder, device, judge=judge)
         self.mels: dict = {}
 
     def inputs(self, ref: Reference, pred: np.ndarray):
         import torch
 
-        from facerl.reward.windows import reward_mel
-
         t = len(pred)
         if ref.name not in self.mels:
-            self.mels[ref.name] = reward_mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0]
+            self.mels[ref.name] = self.model.mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0]
         motion = torch.from_numpy((pred - ref.template[None]).reshape(t, -1).astype(np.float32))
         return motion, self.mels[ref.name][:4 * t]
 
@@ -203,11 +205,10 @@ class Judge(_SequenceScorer):
     """The judge's (sync margin, offset estimate) of a prediction."""
 
     def __init__(self, folder: Path, device: str = "cpu") -> None:
-        from facerl.eval.reward_report import JudgeScorer
-        from facerl.reward.scoring import load_backbone
+        from facerl.reward.frozen import SyncJudge
 
-        super().__init__()
-        self.scorer = JudgeScorer(load_backbone(folder, device))
+        super().__init__(folder, device, judge=True)
+        self.scorer = SyncJudge(self.model)
 
     def __call__(self, ref: Reference, pred: np.ndarray) -> tuple[float, int | None]:
         return self.scorer(ref.name, *self.inputs(ref, pred))
@@ -217,16 +218,11 @@ class RewardScore(_SequenceScorer):
     """The reward model's mean (lip + real) over a prediction's windows."""
 
     def __init__(self, folder: Path, device: str = "cpu") -> None:
-        from facerl.reward.scoring import load_reward
-
-        super().__init__()
-        self.model = load_reward(folder, device)
+        super().__init__(folder, device, judge=False)
 
     def __call__(self, ref: Reference, pred: np.ndarray) -> float:
-        from facerl.reward.scoring import score_sequence
-
-        scores = score_sequence(self.model, *self.inputs(ref, pred))
-        return float((scores.lip + scores.real).mean())
+        scores = self.model.score(*self.inputs(ref, pred))
+        return float(scores.mean(scores.reward)[0])
 
 
 def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir: Path | None = None,

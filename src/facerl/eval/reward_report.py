@@ -32,21 +32,15 @@ from facerl.data.dataset import DatasetSpec, VocaDataset
 from facerl.errors import FacerlError
 from facerl.reward.data import prepare_clip
 from facerl.reward.degrade import DEGRADATIONS, degrade
-from facerl.reward.model import SpeechMeshTransformer
-from facerl.reward.scoring import (
-    RewardModel,
-    features_by_shift,
-    load_backbone,
-    load_reward,
-    score_sequence,
-    sync_by_shift,
-    windows,
+from facerl.reward.frozen import (
+    MAX_SHIFT,
+    MIN_SHIFT,
+    SHIFTS,
+    FrozenReward,
+    offset_estimate,
+    valid_mask,
 )
 from facerl.utils.io import atomic_path, save_text
-
-MAX_SHIFT = 15
-SHIFTS = list(range(-MAX_SHIFT, MAX_SHIFT + 1))
-MIN_SHIFT = 2      # shifts of at least this many frames count as "out of sync"
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -55,21 +49,6 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
         return math.nan
     ranks = rankdata(np.concatenate([pos, neg]))
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def valid_mask(n_windows: int) -> torch.Tensor:
-    """(S, W) bool: window w with its audio moved by shift k stays inside the clip."""
-    w = torch.arange(n_windows)[None]
-    k = torch.tensor(SHIFTS)[:, None]
-    return (w + k >= 0) & (w + k < n_windows)
-
-
-def offset_estimate(score: torch.Tensor) -> int | None:
-    """The best-scoring shift (frames) on the windows valid at every shift; None if the clip is too short."""
-    common = valid_mask(score.shape[1]).all(0)                                  # (W,)
-    if not common.any():
-        return None
-    return SHIFTS[int(score[:, common].mean(1).argmax())]
 
 
 @dataclass
@@ -117,39 +96,6 @@ class SyncTally:
         return out
 
 
-def lip_by_shift(model: RewardModel, motion: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-    """The reward's lip score (S, W) of every window with its audio moved by each shift."""
-    v, a = features_by_shift(model.backbone, motion, mel, SHIFTS)
-    with torch.no_grad():
-        return torch.stack([model.head(v, a[i]).lip for i in range(len(SHIFTS))]).cpu()
-
-
-def sync_margin(score: torch.Tensor) -> float:
-    """Mean score of the aligned windows minus their mean score with audio shifted by 2..15 frames
-    (SyncNet's confidence, here in cosine units): higher is more in sync, ~0 means no sync seen."""
-    far = valid_mask(score.shape[1]) & (torch.tensor(SHIFTS).abs() >= MIN_SHIFT)[:, None]
-    return float(score[SHIFTS.index(0)].mean()) - float(score[far].mean())
-
-
-class JudgeScorer:
-    """The judge's (sync margin, offset estimate) of sequences; each clip's audio features (S, W, E) are
-    computed once and reused for every method and style condition scored on that clip."""
-
-    def __init__(self, judge: SpeechMeshTransformer) -> None:
-        self.judge = judge
-        self.audio: dict[str, torch.Tensor] = {}
-
-    def __call__(self, clip: str, motion: torch.Tensor, mel: torch.Tensor) -> tuple[float, int | None]:
-        if clip not in self.audio:
-            _, self.audio[clip] = features_by_shift(self.judge, motion, mel, SHIFTS)
-        device = self.judge.mel_mean.device
-        mesh, _ = windows(motion, mel)
-        with torch.no_grad():
-            v = self.judge.encode_mesh(mesh.to(device))                                  # (W, E)
-        score = torch.nn.functional.cosine_similarity(v[None], self.audio[clip], dim=-1).cpu()   # (S, W)
-        return sync_margin(score), offset_estimate(score)
-
-
 def agreement(reward: torch.Tensor, judge: torch.Tensor) -> np.ndarray:
     """Per (window, shift >= MIN_SHIFT) pair: do both scorers order aligned vs shifted the same way?"""
     far = valid_mask(reward.shape[1]) & (torch.tensor(SHIFTS).abs() >= MIN_SHIFT)[:, None]
@@ -162,8 +108,8 @@ def agreement(reward: torch.Tensor, judge: torch.Tensor) -> np.ndarray:
 def calibrate(reward_dir: Path, spec: DatasetSpec, split: str = "test", judge_dir: Path | None = None,
               actor_checkpoint: Path | None = None, device: str | torch.device = "cpu", seed: int = 0) -> dict:
     """Every calibration number of the reward model (and judge, actor when given) on one split."""
-    model = load_reward(reward_dir, device)
-    judge = load_backbone(judge_dir, device) if judge_dir is not None else None
+    model = FrozenReward.load(reward_dir, device)
+    judge = FrozenReward.load(judge_dir, device, judge=True) if judge_dir is not None else None
     ds = VocaDataset(spec, split, with_phones=False)
     if len(ds) == 0:
         raise FacerlError(f"the {split} split of {spec.root} has no clips")
@@ -182,26 +128,26 @@ def calibrate(reward_dir: Path, spec: DatasetSpec, split: str = "test", judge_di
     real_bad: dict[str, list[np.ndarray]] = {kind: [] for kind in DEGRADATIONS}
     lip_gt, lip_actor, real_actor, agree_gt, agree_actor, offset_agree = [], [], [], [], [], []
     for c in tqdm(clips, desc="calibrating", unit="clip"):
-        lips = lip_by_shift(model, c.motion, c.mel)
+        lips = model.by_shift(c.motion, c.mel, score="lip")
         reward_sync.add(lips)
-        gt_scores = score_sequence(model, c.motion, c.mel)
-        real_gt.append(gt_scores.real.numpy())
-        lip_gt.append(gt_scores.lip.numpy())
+        gt_scores = model.score(c.motion, c.mel)
+        real_gt.append(gt_scores.real[0].cpu().numpy())
+        lip_gt.append(gt_scores.lip[0].cpu().numpy())
         for kind in DEGRADATIONS:
-            real_bad[kind].append(score_sequence(model, degrade(c.motion, kind, rng), c.mel).real.numpy())
+            real_bad[kind].append(model.score(degrade(c.motion, kind, rng), c.mel).real[0].cpu().numpy())
         if judge is not None:
-            judged = sync_by_shift(judge, c.motion, c.mel, SHIFTS)
+            judged = judge.by_shift(c.motion, c.mel)
             judge_sync_tally.add(judged)
             agree_gt.append(agreement(lips, judged))
             offset_agree.append(offset_estimate(lips) == offset_estimate(judged))
         if c.generated is not None:
-            fake = score_sequence(model, c.generated, c.mel)
-            lip_actor.append(fake.lip.numpy())
-            real_actor.append(fake.real.numpy())
+            fake = model.score(c.generated, c.mel)
+            lip_actor.append(fake.lip[0].cpu().numpy())
+            real_actor.append(fake.real[0].cpu().numpy())
             if judge is not None:
-                judged_fake = sync_by_shift(judge, c.generated, c.mel, SHIFTS)
+                judged_fake = judge.by_shift(c.generated, c.mel)
                 actor_judge.add(judged_fake)
-                agree_actor.append(agreement(lip_by_shift(model, c.generated, c.mel), judged_fake))
+                agree_actor.append(agreement(model.by_shift(c.generated, c.mel, score="lip"), judged_fake))
 
     gt_all = np.concatenate(real_gt)
     gt_clip = np.array([r.mean() for r in real_gt])

@@ -285,12 +285,14 @@ class Actor(nn.Module):
 
     # ---- generation ---------------------------------------------------------------------------------------
     def generate(self, audio_feats: torch.Tensor, style: torch.Tensor, n_frames: int | None = None,
-                 stochastic: bool = False, cache: bool = True, generator: torch.Generator | None = None) -> Rollout:
+                 stochastic: bool = False, cache: bool = True, generator: torch.Generator | None = None,
+                 noise: torch.Tensor | None = None) -> Rollout:
         """Autoregressive generation: the one routine behind inference, evaluation and RL rollouts.
 
         audio_feats (B, T, Da) from :meth:`encode_audio`; style (B,) indices (-1: average style).
         ``stochastic`` feeds back samples of the policy instead of its means. ``cache=False`` runs
-        the plain full-prefix loop (FaceFormer's), kept as the reference the cache must equal.
+        the plain full-prefix loop (FaceFormer's), kept as the reference the cache must equal. ``noise``
+        (B, T, K) standard-normal draws to use instead of fresh ones (RL's antithetic or smooth exploration).
         Gradients flow if enabled (autoregressive training); wrap in ``torch.no_grad`` otherwise.
         """
         b, t = audio_feats.shape[0], n_frames or audio_feats.shape[1]
@@ -306,7 +308,12 @@ class Actor(nn.Module):
                 mean = step(prev, style_emb, memory, i, n_audio)                   # prev: frame i-1 only
             else:
                 mean = self._decode(prev, style_emb, memory, n_audio)[:, -1:]      # prev: frames -1..i-1
-            out = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device) if stochastic else mean
+            if noise is not None:
+                out = mean + std * noise[:, i:i + 1]
+            elif stochastic:
+                out = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+            else:
+                out = mean
             emitted.append(out)
             means.append(mean)
             prev = out if cache else torch.cat([prev, out], 1)

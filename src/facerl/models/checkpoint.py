@@ -14,7 +14,7 @@ import torch
 
 from facerl.config import to_dataclass
 from facerl.models.actor import Actor, ActorConfig, MotionSpace
-from facerl.train.common import load_checkpoint, reading_checkpoint
+from facerl.utils.checkpoint import load_checkpoint, reading_checkpoint
 
 ACTOR_KIND = "facerl-actor"
 

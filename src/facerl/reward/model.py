@@ -1,4 +1,4 @@
-"""Reward model architecture: the SpeechMeshTransformer sync backbone and the lip / real / value score head.
+"""Reward model architecture: the SpeechMeshTransformer sync backbone and the lip / real score head.
 
 Dimensions: B windows, L frames per window (5), P = V*3 coordinates, F*L mel frames (20), M mel bins
 (128), D tower width, E embedding size (512).
@@ -102,32 +102,24 @@ class SpeechMeshTransformer(nn.Module):
 class Scores:
     lip: torch.Tensor        # (B,) sigmoid: mesh and audio are in sync
     real: torch.Tensor       # (B,) sigmoid: the motion looks like real (ground-truth) motion
-    value: torch.Tensor      # (B,) critic V(s), trained by RL
     lip_logit: torch.Tensor
     real_logit: torch.Tensor
 
 
 class ScoreHead(nn.Module):
-    """concat(vertex_feat, audio_feat) (B, 2E) -> lip, real (a shared trunk) and value (its own MLP).
-
-    The value MLP shares nothing with lip / real, so RL can train the critic while the reward stays
-    exactly as calibrated."""
+    """concat(vertex_feat, audio_feat) (B, 2E) -> lip and real from a shared trunk. RL's critic is not
+    here: it is the RL run's own model (facerl.rl.critic), so the reward stays exactly as calibrated."""
 
     def __init__(self, embed: int = 512, hidden: int = 256) -> None:
         super().__init__()
         self.trunk = nn.Sequential(nn.Linear(2 * embed, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
         self.lip, self.real = nn.Linear(hidden, 1), nn.Linear(hidden, 1)
-        self.value = nn.Sequential(nn.Linear(2 * embed, hidden), nn.GELU(), nn.Linear(hidden, 1))
-
-    def reward_parameters(self) -> list[nn.Parameter]:
-        """The parameters of lip and real (frozen during RL)."""
-        return [*self.trunk.parameters(), *self.lip.parameters(), *self.real.parameters()]
 
     def forward(self, vertex_feat: torch.Tensor, audio_feat: torch.Tensor) -> Scores:
         x = torch.cat([vertex_feat, audio_feat], -1)                          # (B, 2E)
         h = self.trunk(x)                                                     # (B, hidden)
         lip, real = self.lip(h)[:, 0], self.real(h)[:, 0]
-        return Scores(torch.sigmoid(lip), torch.sigmoid(real), self.value(x)[:, 0], lip, real)
+        return Scores(torch.sigmoid(lip), torch.sigmoid(real), lip, real)
 
 
 def sync_contrastive_loss(vertex_feat: torch.Tensor, audio_feat: torch.Tensor, hard_audio: torch.Tensor | None,

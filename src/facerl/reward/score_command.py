@@ -22,7 +22,7 @@ from facerl.cli import EPILOG, _cfg, _run_dir_file, positive_float
 from facerl.errors import FacerlError
 
 FPS = 30.0
-SCORE_NAMES = ("lip", "real", "value")
+SCORE_NAMES = ("lip", "real", "sync")
 WINDOW_HEADER = ("sequence", "condition", "window", "start_s", *SCORE_NAMES)
 SUMMARY_HEADER = ("sequence", "condition", "windows", *SCORE_NAMES)
 MAX_TABLE_ROWS = 20   # longer tables on stdout are cut; the summary CSV holds every sequence
@@ -30,20 +30,20 @@ MAX_TABLE_ROWS = 20   # longer tables on stdout are cut; the summary CSV holds e
 DESCRIPTION = """\
 Scores vertex sequences with a trained reward model (`facerl train experiment=reward`). Every 5-frame
 window (1/6 s at 30 fps; windows at stride 1, so a sequence of T frames has T-4 windows, window w
-covering frames w..w+4) gets three scores:
+covering frames w..w+4) gets three scores (the same scorer RL, evaluate and the calibration use):
 
   lip    probability that the mouth motion is in sync with the audio (trained: aligned audio vs
          the same clip's audio shifted by >= 2 frames, or audio from another clip)
   real   probability that the motion looks like real captured motion (trained: ground truth vs
          over-smoothed, damped, jittered, frozen, time-warped and actor-generated motion)
-  value  the RL critic's estimate of the return; meaningful only after RL fine-tuning (untrained
-         before: ignore it for a reward model fresh from `facerl train experiment=reward`)
+  sync   cosine similarity (-1..1) of the sync backbone's mesh and audio features, the quantity
+         the backbone was trained to rank (and the perceptual loss maximises)
 
 Inputs: one sequence, `facerl score --vertices seq.npy --wav speech.wav --template T.npy --out s.csv`
 (--template is a .npy (V, 3) neutral face or a subject of the configured corpus), or a results folder,
 `facerl score --results runs/pipeline/results --split test --out s.csv`, whose clips take their audio
 and templates from the configured dataset (data.out=... / dataset=vocaset as in `facerl evaluate`).
-Writes <out> (sequence,condition,window,start_s,lip,real,value) and <out stem>_summary.csv (means per
+Writes <out> (sequence,condition,window,start_s,lip,real,sync) and <out stem>_summary.csv (means per
 sequence) and prints the means."""
 
 
@@ -55,7 +55,7 @@ class Scored:
     condition: str
     lip: list[float]
     real: list[float]
-    value: list[float]
+    sync: list[float]
 
     @property
     def windows(self) -> int:
@@ -69,7 +69,7 @@ class Scored:
 def add_score_parser(sub, fmt) -> argparse.ArgumentParser:
     """Register `facerl score` on the CLI's subparsers."""
     sc = sub.add_parser("score", formatter_class=fmt, epilog=EPILOG, description=DESCRIPTION,
-                        help="score vertex sequences with the reward model: lip sync, realism, value per window")
+                        help="score vertex sequences with the reward model: lip sync, realism, backbone sync per window")
     sc.add_argument("--vertices", help="one sequence: .npy (T, V*3) or (T, V, 3) absolute vertex positions")
     sc.add_argument("--wav", help="its speech (.wav, any rate; stereo is downmixed); only with --vertices")
     sc.add_argument("--template", help="its neutral face: a .npy (V, 3) or a subject of the configured corpus; "
@@ -88,8 +88,8 @@ def add_score_parser(sub, fmt) -> argparse.ArgumentParser:
 
 
 def cmd_score(args: argparse.Namespace, extra: list[str]) -> None:
-    from facerl.reward.scoring import load_reward
-    from facerl.train.common import resolve_device
+    from facerl.reward.frozen import FrozenReward
+    from facerl.utils.checkpoint import resolve_device
 
     _check_inputs(args)
     out, summary = _output_paths(args.out)
@@ -98,7 +98,7 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> None:
     if not reward_dir.is_dir():
         raise FacerlError(f"reward model folder not found: {reward_dir} (train one with "
                           "`facerl train experiment=reward`, or pass --reward DIR)")
-    model = load_reward(reward_dir, resolve_device(args.device))
+    model = FrozenReward.load(reward_dir, resolve_device(args.device))
     if args.vertices:
         scored = [score_pair(model, Path(args.vertices), Path(args.wav), args.template, args.fps,
                              str(cfg.dataset.root))]
@@ -177,22 +177,20 @@ def score_motion(model, path: Path, vertices, template, mel):
     """Scores of one sequence: vertices (T, P) and template (P,) as tensors, mel (F*T_audio, M) of its speech.
 
     ``mel`` may be longer than the motion (it is cut); shorter is the one-line error of check_sequence."""
-    from facerl.reward.scoring import score_sequence
-    from facerl.reward.windows import MEL_PER_FRAME
-
     motion = vertices - template                                            # (T, P) metres from the template
     try:
-        return score_sequence(model, motion, mel[: MEL_PER_FRAME * len(motion)])
+        scores = model.score(motion, mel)
     except FacerlError as exc:
         raise FacerlError(f"{path}: {exc}") from None
+    return {name: getattr(scores, name)[0].cpu() for name in SCORE_NAMES}
 
 
 def speech_mel(audio, n_frames: int):
     """(S,) 16 kHz -> (F*n_frames, M) log-mel. Mel frame i sits at i / 120 s whatever n_frames is, so the
     first F*T rows equal what training computes for a T-frame clip (:func:`facerl.reward.data.prepare_clip`)."""
-    from facerl.reward.windows import reward_mel
+    from facerl.reward.frozen import FrozenReward
 
-    return reward_mel(audio[None], n_frames)[0]
+    return FrozenReward.mel(audio[None], n_frames)[0]
 
 
 def score_pair(model, vertices_path: Path, wav: Path, template_spec: str, fps: float, corpus_root: str) -> Scored:
@@ -221,7 +219,7 @@ def score_pair(model, vertices_path: Path, wav: Path, template_spec: str, fps: f
 
 
 def _scored(sequence: str, condition: str, scores) -> Scored:
-    return Scored(sequence, condition, *(getattr(scores, name).tolist() for name in SCORE_NAMES))
+    return Scored(sequence, condition, *(scores[name].tolist() for name in SCORE_NAMES))
 
 
 def find_results(folder: Path, spec, split: str) -> tuple[list[tuple[Path, str, str]], dict]:
@@ -297,9 +295,9 @@ def write_scores(scored: list[Scored], out: Path, summary: Path) -> None:
     from facerl.utils.io import atomic_path
 
     windows = [[s.sequence, s.condition, w, f"{w / FPS:.4f}", f"{s.lip[w]:.6f}", f"{s.real[w]:.6f}",
-                f"{s.value[w]:.6g}"] for s in scored for w in range(s.windows)]
+                f"{s.sync[w]:.6f}"] for s in scored for w in range(s.windows)]
     means = [[s.sequence, s.condition, s.windows, f"{s.mean('lip'):.6f}", f"{s.mean('real'):.6f}",
-              f"{s.mean('value'):.6g}"] for s in scored]
+              f"{s.mean('sync'):.6f}"] for s in scored]
     with atomic_path(out) as tmp_out, atomic_path(summary) as tmp_summary:
         tmp_out.write_text(_csv_text(WINDOW_HEADER, windows))
         tmp_summary.write_text(_csv_text(SUMMARY_HEADER, means))

@@ -33,13 +33,13 @@ from facerl.config import to_dataclass
 from facerl.data.dataset import Clip, VocaDataset, collate, spec_from_config
 from facerl.errors import FacerlError
 from facerl.reward.data import RewardClip, WindowBatch, prepare_clip, sample_windows
+from facerl.reward.frozen import REWARD_KIND
 from facerl.reward.model import (
     BackboneConfig,
     ScoreHead,
     SpeechMeshTransformer,
     sync_contrastive_loss,
 )
-from facerl.reward.scoring import REWARD_KIND
 from facerl.train.common import (
     apply_optimizer_settings,
     check_resume,

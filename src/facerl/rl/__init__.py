@@ -1,0 +1,1 @@
+"""RL fine-tuning of the actor against the frozen reward (see facerl.rl.train)."""
