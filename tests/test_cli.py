@@ -138,11 +138,16 @@ def test_pipeline_tiny(tmp_path, capsys):
     voices = (run_dir / "evaluation" / "voices" / "metrics.md").read_text()
     assert "| supervised: piper-joe |" in voices and "| RL: eSpeak test speakers (in domain) |" in voices
     assert "opening r" in stdout
+    budgets = (run_dir / "budgets.md").read_text()
+    assert "| actor | 2 / 2 |" in budgets and "| rl | 2 / 2 | 4 |" in budgets and "YES" not in budgets
+    assert "training budgets (steps, not minutes" in stdout
+    assert (run_dir / "lipreader" / "lipreader.pt").exists() and "lip-read acc (%)" in table
+    assert "lip-read acc (%)" in voices
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
     assert "using the trained reward model" in stdout and "using the trained judge model" in stdout
     assert "using the fine-tuned rl actor" in stdout and "using the fine-tuned perceptual actor" in stdout
-    assert "using the voice sets" in stdout
+    assert "using the voice sets" in stdout and "using the trained lip-reader" in stdout
 
 
 def test_nan_wav_and_bad_seeds_and_unknown_config_keys(tmp_path, capsys):

@@ -23,6 +23,7 @@ from facerl.head.rig import load_head
 from facerl.render.commands import check_render_config, head_vertex_colors
 from facerl.render.renderer import Panel, render_still, render_video
 from facerl.speech.timing import read_phone_csv
+from facerl.utils.io import save_text
 
 
 def ensure_corpus(corpus: CorpusConfig, rebuild: bool) -> None:
@@ -86,15 +87,22 @@ def _same_settings(last: Path, done: dict, cfg: DictConfig, ignore: tuple[str, .
     return not changes
 
 
-def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retrain: bool) -> Path:
-    """Train the reward model or the judge (``cfg.stage``) within ``minutes``, or reuse a finished one of
-    the same reward config and realism-negative actor; a different one is trained from scratch."""
+def budget(cfg: DictConfig, epochs: int, safety_cap: float) -> DictConfig:
+    """A stage's config with the pipeline's step budget (epochs) and wall-clock safety cap."""
+    cfg = cfg.copy()
+    cfg.trainer.epochs = epochs
+    cfg.trainer.max_minutes = safety_cap
+    return cfg
+
+
+def train_reward_stage(cfg: DictConfig, actor: Path | None, retrain: bool) -> Path:
+    """Train the reward model or the judge (``cfg.stage``), or reuse a finished one of the same reward config
+    and realism-negative actor; a different one is trained from scratch."""
     from facerl.reward.frozen import REWARD_KIND
     from facerl.train.reward import train_reward
     from facerl.utils.checkpoint import load_checkpoint
 
     cfg = cfg.copy()
-    cfg.trainer.max_minutes = minutes
     cfg.trainer.actor_checkpoint = None if actor is None else str(actor)
     folder = Path(cfg.paths.run_dir) / str(cfg.stage)
     last = folder / "last.pt"
@@ -109,15 +117,14 @@ def train_reward_stage(cfg: DictConfig, minutes: float, actor: Path | None, retr
     return train_reward(cfg)
 
 
-def fine_tune_stage(cfg: DictConfig, minutes: float, actor: Path, retrain: bool) -> Path:
-    """RL or the perceptual baseline (``cfg.stage``) from ``actor`` within ``minutes``, or reuse a finished
-    run that started from the same actor."""
+def fine_tune_stage(cfg: DictConfig, actor: Path, retrain: bool) -> Path:
+    """RL or the perceptual baseline (``cfg.stage``) from ``actor``, or reuse a finished run that started
+    from the same actor."""
     from facerl.models.checkpoint import ACTOR_KIND
     from facerl.rl.train import train_rl
     from facerl.utils.checkpoint import load_checkpoint
 
     cfg = cfg.copy()
-    cfg.trainer.max_minutes = minutes
     cfg.trainer.actor_checkpoint = str(actor)
     folder = Path(cfg.paths.run_dir) / str(cfg.stage)
     last = folder / "last.pt"
@@ -132,8 +139,24 @@ def fine_tune_stage(cfg: DictConfig, minutes: float, actor: Path, retrain: bool)
     return train_rl(cfg)
 
 
+def lipreader_stage(cfg: DictConfig, retrain: bool) -> Path:
+    """Train the mesh lip-reader (ground truth only, evaluation only), or reuse one of the same settings."""
+    from facerl.eval.lipreader import CHECKPOINT_NAME, LIPREADER_KIND, train_lipreader
+    from facerl.utils.checkpoint import load_checkpoint
+
+    folder = Path(cfg.paths.run_dir) / "lipreader"
+    path = folder / CHECKPOINT_NAME
+    if path.exists() and not retrain:
+        done = load_checkpoint(path, LIPREADER_KIND, keys=("config",))
+        if _same_settings(path, done, cfg, ignore=("model", "reward")):
+            print(f"using the trained lip-reader {path} (--retrain to train again)")
+            return folder
+    train_lipreader(cfg)
+    return folder
+
+
 def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path, bool]:
-    """Train the actor within ``pipeline.actor_minutes``, or reuse a finished actor of this very config
+    """Train the actor for ``pipeline.actor_epochs``, or reuse a finished actor of this very config
     (same model config and training speakers); an unfinished one resumes, ``--retrain`` starts over.
     Returns (best checkpoint, whether it was (re)trained now)."""
     from facerl.models.checkpoint import ACTOR_KIND
@@ -142,8 +165,7 @@ def train_actor(cfg: DictConfig, spec: DatasetSpec, retrain: bool) -> tuple[Path
 
     actor_dir = Path(cfg.paths.run_dir) / "actor"
     best, last = actor_dir / "best.pt", actor_dir / "last.pt"
-    cfg = cfg.copy()
-    cfg.trainer.max_minutes = cfg.pipeline.actor_minutes
+    cfg = budget(cfg, cfg.pipeline.actor_epochs, cfg.pipeline.max_minutes)
     if last.exists() and not retrain:
         done = load_checkpoint(last, ACTOR_KIND, keys=("config", "meta"))
         same = (_same_settings(last, done, cfg, ignore=("reward",))
@@ -174,30 +196,34 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     checkpoint, fresh = train_actor(cfg, spec, retrain or rebuild)
     device = resolve_device(cfg.trainer.device)
     overrides = list(overrides or [])
-    print("== reward model (sync backbone + lip / real / value head) ==")
+    print("== reward model (sync backbone + lip / real head) ==")
     negatives = checkpoint if cfg.pipeline.actor_negatives else None
-    reward_dir = train_reward_stage(stage_config("reward", tiny, overrides), cfg.pipeline.reward_minutes,
+    pl = cfg.pipeline
+    reward_dir = train_reward_stage(budget(stage_config("reward", tiny, overrides), pl.reward_epochs, pl.max_minutes),
                                     negatives, retrain or rebuild or fresh)
     print("== judge (independent sync model, evaluation only) ==")
-    judge_dir = train_reward_stage(stage_config("judge", tiny, overrides), cfg.pipeline.judge_minutes, None,
-                                   retrain or rebuild)
+    judge_dir = train_reward_stage(budget(stage_config("judge", tiny, overrides), pl.judge_epochs, pl.max_minutes),
+                                   None, retrain or rebuild)
+    print("== mesh lip-reader (visemes from lip motion; ground truth only, evaluation only) ==")
+    lipreader_dir = lipreader_stage(budget(stage_config("lipreader", tiny, overrides), pl.lipreader_epochs,
+                                           pl.max_minutes), retrain or rebuild)
     report = calibrate(reward_dir, spec, "test", judge_dir, checkpoint, device)
     calibration = write_calibration(report, run_dir / "evaluation" / "reward_test")
     print(f"reward calibration on the held-out test speakers:\n{calibration}")
 
     print("== RL fine-tuning (actor-critic against the frozen reward) ==")
-    fine_tune_stage(stage_config("rl", tiny, overrides), cfg.pipeline.rl_minutes, checkpoint,
+    fine_tune_stage(budget(stage_config("rl", tiny, overrides), pl.finetune_epochs, pl.max_minutes), checkpoint,
                     retrain or rebuild or fresh)
     print("== perceptual-loss baseline (same budget) ==")
-    fine_tune_stage(stage_config("perceptual", tiny, overrides), cfg.pipeline.rl_minutes, checkpoint,
-                    retrain or rebuild or fresh)
+    fine_tune_stage(budget(stage_config("perceptual", tiny, overrides), pl.finetune_epochs, pl.max_minutes),
+                    checkpoint, retrain or rebuild or fresh)
 
     print("== comparison on the held-out test speakers ==")
     table, folders = compare(run_dir, spec, device, run_dir / "compare")
     print(f"held-out test speakers, every training style (and the average style):\n{table}")
     if cfg.pipeline.voice_clips > 0:
         print("== voices the actors never heard (other synthesisers, real recordings) ==")
-        print(voices_table(cfg, spec, judge_dir, device))
+        print(voices_table(cfg, spec, judge_dir, device, lipreader_dir))
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     info = comparison_video(layout, head, clip, {k: v for k, v in folders.items() if k != "perceptual"},
                             run_dir / f"{clip}.mp4", size, fps, backend)
@@ -207,12 +233,46 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
                           Panel(vertices[opened:opened + 1], "open vowel: open")], head.faces,
                          run_dir / "mouth_closed_open.png", size=size, backend=backend,
                          vertex_colors=head_vertex_colors(head))
+    print(f"training budgets (steps, not minutes; the same seed and commit give the same table):\n"
+          f"{budget_table(run_dir)}")
     print(f"video: {info.path} ({info.frames} frames, {info.render_fps:.1f} frames/s, {info.backend} backend)\n"
           f"still: {still}\nreport: {run_dir / 'compare'}/metrics.md, training_curves.png; "
           f"reward calibration: {run_dir / 'evaluation' / 'reward_test'}/calibration.md")
 
 
-def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, device) -> str:
+STAGES = (("actor", "facerl-actor"), ("reward", "facerl-reward"), ("judge", "facerl-reward"),
+          ("rl", "facerl-actor"), ("perceptual", "facerl-actor"))
+
+
+def budget_table(run_dir: Path) -> str:
+    """Each trained stage's configured budget against what it ran, from its last.pt; a stage the wall-clock
+    safety cap stopped is flagged, since its results are not those of the configured budget."""
+    from facerl.utils.checkpoint import load_checkpoint
+
+    lines = ["| stage | epochs run / budget | optimiser steps | minutes | stopped by the safety cap |",
+             "|---|---|---|---|---|"]
+    capped = []
+    for stage, kind in STAGES:
+        last = run_dir / stage / "last.pt"
+        if not last.is_file():
+            continue
+        ckpt = load_checkpoint(last, kind)
+        metrics = ckpt.get("metrics") or (ckpt.get("history") or [{}])[-1]
+        stopped = bool(metrics.get("stopped_by_time_cap"))
+        if stopped:
+            capped.append(stage)
+        lines.append(f"| {stage} | {ckpt.get('epoch')} / {ckpt['config']['trainer'].get('epochs')} | "
+                     f"{ckpt.get('step', metrics.get('step', '–'))} | {metrics.get('time_s', 0) / 60:.1f} | "
+                     f"{'**YES**' if stopped else 'no'} |")
+    if capped:
+        lines.append(f"\nWARNING: the safety cap (pipeline.max_minutes) stopped {', '.join(capped)} before its "
+                     "budget: these rows are not reproducible; raise pipeline.max_minutes or use a faster machine")
+    save_text(run_dir / "budgets.md", "\n".join(lines) + "\n")
+    return "\n".join(lines)
+
+
+def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, device,
+                 lipreader_dir: Path | None = None) -> str:
     """Build the out-of-domain voice sets once (reused while their settings match) and score every trained
     actor on them next to the in-domain test speakers: runs/<run>/evaluation/voices/."""
     from facerl.data.voices import build_voice_sets, read_manifest
@@ -233,7 +293,7 @@ def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, dev
     actors = {label: run_dir / stage / "best.pt" for stage, label in
               (("actor", "supervised"), ("rl", "RL"), ("perceptual", "perceptual"))
               if (run_dir / stage / "best.pt").is_file()}
-    rows = evaluate_voices(actors, {IN_DOMAIN: spec, **voice_specs(root)}, judge_dir, device)
+    rows = evaluate_voices(actors, {IN_DOMAIN: spec, **voice_specs(root)}, judge_dir, device, lipreader_dir)
     return write_report(rows, run_dir / "evaluation" / "voices", "voices", VOICE_COLUMNS)
 
 

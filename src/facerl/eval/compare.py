@@ -2,8 +2,8 @@
 
 Rows: static template, ground truth, supervised (``<run>/actor``), perceptual-loss baseline
 (``<run>/perceptual``) and RL (``<run>/rl``) — each under every training style and under the average
-style. Columns: every `facerl evaluate` metric plus the judge's sync and offset accuracy and the
-reward model's mean score (what RL maximised). Also the validation curves of the fine-tuning runs
+style. Columns: every `facerl evaluate` metric plus the judge's sync and offset accuracy, the lip-reader's
+accuracy and the reward model's mean score (what RL maximised). Also the validation curves of the fine-tuning runs
 and a video of one unseen test clip: ground truth | supervised | RL (| perceptual), with sound.
 """
 
@@ -82,7 +82,8 @@ def compare(run_dir: Path, spec: DatasetSpec, device: torch.device, out_dir: Pat
     folders = result_folders(run_dir, spec, device)
     judge = run_dir / "judge" if (run_dir / "judge" / "backbone.pt").is_file() else None
     reward = run_dir / "reward" if (run_dir / "reward" / "head.pt").is_file() else None
-    rows = evaluate(spec, "test", folders, judge, str(device), reward)
+    reader = run_dir / "lipreader" if (run_dir / "lipreader" / "lipreader.pt").is_file() else None
+    rows = evaluate(spec, "test", folders, judge, str(device), reward, reader)
     table = write_report(rows, out_dir, "test")
     if plot_curves(run_dir, out_dir / "training_curves.png"):
         print(f"training curves: {out_dir / 'training_curves.png'}")

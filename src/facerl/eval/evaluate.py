@@ -44,6 +44,7 @@ COLUMNS = [
     ("jitter", "jitter (x GT)", 1.0, "{:.3f}"),
     ("judge_sync", "sync (judge)", 1.0, "{:.3f}"),
     ("judge_offset_acc", "offset acc (judge, %)", 100.0, "{:.1f}"),
+    ("lipread_acc", "lip-read acc (%)", 100.0, "{:.1f}"),
     ("reward", "reward (lip+real)", 1.0, "{:.3f}"),
 ]
 
@@ -95,13 +96,15 @@ def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Reg
 
 def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
           conditions: list[str] | None = None, judge: Judge | None = None,
-          reward: RewardScore | None = None) -> dict[str, float]:
+          reward: RewardScore | None = None, lipreader=None) -> dict[str, float]:
     """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions.
 
     ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
     (speaker, condition), so style-to-style gain differences do not count as lip variance.
     ``judge`` adds the judge's sync margin (mean over sequences) and offset accuracy (per sequence);
-    ``reward`` the reward model's mean lip + real (what RL maximises).
+    ``reward`` the reward model's mean lip + real (what RL maximises); ``lipreader`` (a
+    :class:`facerl.eval.lipreader.LipReader`, trained on ground truth only) its class-balanced viseme accuracy
+    against the true phones (clips with phones only).
     """
     preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
     groups = [f"{r.subject}|{c}" for (r, _), c in zip(pairs, conditions or [""] * len(pairs))]
@@ -115,9 +118,11 @@ def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
                                          np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
                                          speakers=groups),
         "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
-        "judge_sync": math.nan, "judge_offset_acc": math.nan, "reward": math.nan,
+        "judge_sync": math.nan, "judge_offset_acc": math.nan, "reward": math.nan, "lipread_acc": math.nan,
         "sequences": len(pairs),
     }
+    if lipreader is not None and any(r.phones for r, _ in pairs):
+        out["lipread_acc"] = lipreader.score([(p, r.template, r.phones) for r, p in pairs if r.phones]).balanced_accuracy
     if reward is not None:
         out["reward"] = float(np.mean([reward(r, p) for r, p in pairs]))
     if judge is not None:
@@ -226,22 +231,36 @@ class RewardScore(_SequenceScorer):
 
 
 def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir: Path | None = None,
-             device: str = "cpu", reward_dir: Path | None = None) -> list[dict]:
+             device: str = "cpu", reward_dir: Path | None = None, lipreader_dir: Path | None = None) -> list[dict]:
     """Rows (dicts) for the static template, the ground truth and each named results folder; with a judge
-    (``<run>/judge``), the `sync (judge)` columns, with a reward model (``<run>/reward``) its mean score."""
+    (``<run>/judge``), the `sync (judge)` columns, with a reward model (``<run>/reward``) its mean score, with
+    a lip-reader (``<run>/lipreader``) its accuracy."""
     refs, regions = load_references(spec, split)
     judge = Judge(judge_dir, device) if judge_dir is not None else None
     reward = RewardScore(reward_dir, device) if reward_dir is not None else None
+    reader = load_lipreader(lipreader_dir, device)
     rows = [{"method": "static template", **score([(r, np.repeat(r.template[None], len(r.vertices), 0))
-                                                   for r in refs], regions, judge=judge, reward=reward)},
-            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge, reward=reward)}]
+                                                   for r in refs], regions, judge=judge, reward=reward,
+                                                  lipreader=reader)},
+            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge, reward=reward,
+                                               lipreader=reader)}]
     for name, folder in methods.items():
         groups = read_results(Path(folder), refs)
         for key, label in (("all", name), ("average", f"{name} (average style)")):
             if groups[key]:
                 pairs = [(r, p) for r, p, _ in groups[key]]
-                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge, reward)})
+                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge, reward,
+                                                      reader)})
     return rows
+
+
+def load_lipreader(folder: Path | None, device: str = "cpu"):
+    """The lip-reader of a ``<run>/lipreader`` folder, or None without one."""
+    if folder is None:
+        return None
+    from facerl.eval.lipreader import LipReader
+
+    return LipReader.load(folder, device)
 
 
 def markdown_table(rows: list[dict], columns: list[tuple] = COLUMNS) -> str:

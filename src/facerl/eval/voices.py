@@ -4,7 +4,8 @@ Rows: the corpus's held-out test speakers (in-domain: eSpeak voices of the train
 a voice-set root (`facerl data voices`: other synthesisers, real recordings). Every clip is animated in the
 style-independent (average) mode on the neutral face it was built on. Columns (`VOICE_COLUMNS`): the inner-lip
 opening correlation r (per clip at its best lag within +-6 frames, mean over clips), the mean |best lag| in
-frames, the 2 mm closure rate of bilabials, LVE, MTM and the judge's sync margin.
+frames, the 2 mm closure rate of bilabials, the lip-reader's viseme accuracy, LVE, MTM and the judge's sync
+margin.
 
 The actor was trained on eSpeak only, so every non-eSpeak source is a held-out engine by construction (the
 leave-one-engine-out protocol for a multi-engine corpus trains one actor per left-out engine and scores it
@@ -23,11 +24,11 @@ from tqdm import tqdm
 
 from facerl.data.dataset import DatasetSpec, VocaDataset
 from facerl.data.voices import read_manifest
-from facerl.eval.evaluate import COLUMNS, Judge, load_references, score
+from facerl.eval.evaluate import COLUMNS, Judge, load_lipreader, load_references, score
 from facerl.eval.predict import predict_dataset
 from facerl.models.checkpoint import load_actor
 
-VOICE_KEYS = ("opening_r", "opening_lag", "closure_rate", "lve", "mtm_ms", "judge_sync")
+VOICE_KEYS = ("opening_r", "opening_lag", "closure_rate", "lipread_acc", "lve", "mtm_ms", "judge_sync")
 VOICE_COLUMNS = [c for key in VOICE_KEYS for c in COLUMNS if c[0] == key]
 IN_DOMAIN = "eSpeak test speakers (in domain)"
 
@@ -49,9 +50,10 @@ def predict_average(actor, spec: DatasetSpec, device) -> dict[str, np.ndarray]:
 
 
 def evaluate_voices(actors: dict[str, Path], sources: dict[str, DatasetSpec], judge_dir: Path | None,
-                    device: torch.device) -> list[dict]:
+                    device: torch.device, lipreader_dir: Path | None = None) -> list[dict]:
     """Rows ``{method, source, ...metrics}``: every actor on every source (ground truth is the ceiling r 1)."""
     judge = Judge(judge_dir, str(device)) if judge_dir is not None else None
+    reader = load_lipreader(lipreader_dir, str(device))
     rows = []
     for label, checkpoint in actors.items():
         actor, meta, _ = load_actor(checkpoint, device)
@@ -60,6 +62,6 @@ def evaluate_voices(actors: dict[str, Path], sources: dict[str, DatasetSpec], ju
             if refs[0].template.size != meta.n_vertices * 3:
                 continue  # another mesh (e.g. VOCASET's in-domain split against synthetic voices)
             preds = predict_average(actor, spec, device)
-            metrics = score([(r, preds[r.name]) for r in refs], regions, judge=judge)
+            metrics = score([(r, preds[r.name]) for r in refs], regions, judge=judge, lipreader=reader)
             rows.append({"method": f"{label}: {source}", "actor": label, "source": source, **metrics})
     return rows

@@ -64,8 +64,8 @@ class LossWeights:
 class SupervisedConfig:
     """Hyper-parameters of supervised actor training (conf/trainer/supervised.yaml documents each)."""
 
-    epochs: int = 40
-    max_minutes: float = 8.0
+    epochs: int = 30
+    max_minutes: float = 30.0
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -285,11 +285,11 @@ def train_supervised(cfg: DictConfig) -> Path:
         train_metrics = {k: v / max(n_batches, 1) for k, v in sums.items()}
         elapsed = time.perf_counter() - t_start
         epoch_s = time.perf_counter() - t_epoch
-        out_of_time = tc.max_minutes > 0 and elapsed + epoch_s > tc.max_minutes * 60
+        out_of_time = tc.max_minutes > 0 and epoch < tc.epochs and elapsed + epoch_s > tc.max_minutes * 60
         out_of_time = _agree(out_of_time, ctx, device)
         is_last = epoch == tc.epochs or out_of_time
         if ctx.is_main:
-            record = {"epoch": epoch, "step": step, "time_s": round(elapsed, 1),
+            record = {"epoch": epoch, "step": step, "time_s": round(elapsed, 1), "stopped_by_time_cap": out_of_time,
                       **{f"train_{k}": v for k, v in train_metrics.items()}}
             if epoch % tc.val_every == 0 or is_last:
                 val = validate(actor, val_clips, lips, val_styles, device, cache)
@@ -315,8 +315,9 @@ def train_supervised(cfg: DictConfig) -> Path:
                   flush=True)
         ctx.barrier()
         if out_of_time:
-            if show and epoch < tc.epochs:
-                print(f"stopping after epoch {epoch}: trainer.max_minutes={tc.max_minutes} reached")
+            if show:
+                print(f"WARNING: stopped by the safety cap trainer.max_minutes={tc.max_minutes} after epoch {epoch} "
+                      f"of {tc.epochs} ({step} steps): this run is NOT the configured budget")
             break
     if writer is not None:
         writer.close()

@@ -67,7 +67,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save({**payload, "checksum": content_digest(payload)}, tmp)
 
 
-KIND_NAMES = {"facerl-actor": "actor", "facerl-reward": "reward-model / judge"}
+KIND_NAMES = {"facerl-actor": "actor", "facerl-reward": "reward-model / judge", "facerl-lipreader": "lip-reader"}
 
 
 def _first_line(exc: BaseException) -> str:
