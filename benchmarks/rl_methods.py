@@ -7,7 +7,9 @@ Usage:
       [paths.root=... data.out=... (any config override, e.g. to point at the corpus the run was trained on)]
 
 Phase 1 trains ``<out>/runs/<variant>_s<seed>/`` for every variant and seed (a finished one is reused;
-`facerl train` resumes an interrupted one). Phase 2 scores each run's ``best.pt`` in the style-independent
+`facerl train` resumes an interrupted one). Phase 2 scores each run's final actor (``last.pt``: the actor
+after exactly the budget, no checkpoint selection, so every recipe gets the same compute and no val-based
+choice) and the supervised start in the style-independent
 mode on the held-out test speakers and on every out-of-domain voice source in ``--voices`` (`facerl data
 voices`), with the judge, and prints mean +- std over seeds of judge sync, closure, LVE, jitter, MTM and
 opening r, in domain and averaged over the unseen voices; also the training diagnostics: the variance of
@@ -44,10 +46,10 @@ VARIANTS = {
     "rl_ppo": ["trainer.baseline=group", "trainer.clip=0.2", "trainer.ppo_epochs=2"],
     "rl_antithetic": ["trainer.baseline=group", "trainer.noise=antithetic"],
     "rl_smooth": ["trainer.baseline=group", "trainer.noise=smooth"],
-    "rl+perceptual": ["trainer.recipe=rl+perceptual", "trainer.baseline=group"],
+    "rl_perceptual": ["trainer.recipe=rl+perceptual", "trainer.baseline=group"],
 }
 DEFAULT = ["supervised", "perceptual", "rl_group_seq", "rl_group_win", "rl_critic_win", "rl_seed_critic",
-           "rl+perceptual"]
+           "rl_perceptual"]
 IN_KEYS = (("judge_sync", "judge sync", 1, "{:.3f}"), ("closure_rate", "closure %", 100, "{:.1f}"),
            ("lve", "LVE 1e-5", 1e5, "{:.3f}"), ("jitter", "jitter", 1, "{:.3f}"), ("mtm_ms", "MTM ms", 1, "{:.1f}"),
            ("opening_r", "opening r", 1, "{:.3f}"), ("lipread_acc", "lip-read %", 100, "{:.1f}"))
@@ -88,7 +90,7 @@ def train_variant(name: str, seed: int, args, overrides: list[str]) -> dict:
             "explained_variance": mean_of("train_value_explained_variance", history),
             "approx_kl": mean_of("train_policy_approx_kl", history),
             "val_reward": history[-1]["val_reward"] if history else math.nan,
-            "best": str(folder / "best.pt")}
+            "final": str(last)}
 
 
 def fmt(values: list[float], scale: float, pattern: str) -> str:
@@ -122,9 +124,9 @@ def main() -> None:
     device = resolve_device(args.device)
     sources = {IN_DOMAIN: spec_from_config(cfg.dataset), **(voice_specs(args.voices) if args.voices else {})}
     kwargs = {"lipreader_dir": Path(args.lipreader)} if args.lipreader else {}
-    start = {"variant": "start (supervised actor)", "seed": 0, "best": str(Path(args.run) / "actor" / "best.pt")}
+    start = {"variant": "start (supervised actor)", "seed": 0, "final": str(Path(args.run) / "actor" / "best.pt")}
     for r in [start, *runs]:
-        rows = evaluate_voices({"x": Path(r["best"])}, sources, Path(args.run) / "judge", device, **kwargs)
+        rows = evaluate_voices({"x": Path(r["final"])}, sources, Path(args.run) / "judge", device, **kwargs)
         r["in"] = next(row for row in rows if row["source"] == IN_DOMAIN)
         r["out"] = [row for row in rows if row["source"] != IN_DOMAIN]
     names = [start["variant"], *args.variants]
