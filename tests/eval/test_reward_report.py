@@ -11,6 +11,7 @@ import torch
 
 from facerl.cli import main
 from facerl.eval.reward_report import SyncTally, agreement, auc
+from facerl.reward.degrade import DEGRADATIONS
 from facerl.reward.frozen import SHIFTS, offset_estimate, valid_mask
 
 
@@ -97,7 +98,7 @@ def test_evaluate_reward_writes_report_plot_and_judge_agreement(reward_run, caps
     for key in ("sync_accuracy", "pair_accuracy", "aligned_accepted", "shifted_rejected"):
         assert 0.0 <= sync[key] <= 1.0
     assert len(report["reward"]["score_by_shift"]) == len(SHIFTS) == len(report["judge"]["score_by_shift"])
-    assert set(report["realism"]) == {"oversmooth", "damp", "jitter", "freeze", "time_warp"}
+    assert set(report["realism"]) == set(DEGRADATIONS)
     assert 0.0 <= report["actor"]["real_window_auc_vs_ground_truth"] <= 1.0
     assert 0.0 <= report["judge"]["agreement_with_reward"]["pair_order_actor"] <= 1.0
     assert (out / "calibration.png").stat().st_size > 1000

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facerl.data.dataset import VocaDataset, spec_from_corpus
-from facerl.reward.data import ACTOR, RewardClip, prepare_clip, sample_windows
+from facerl.reward.data import ACTOR, RealismNegatives, RewardClip, prepare_clip, sample_windows
 from facerl.reward.degrade import DEGRADATIONS
 from facerl.reward.windows import reward_mel
 
@@ -64,7 +64,7 @@ def test_degraded_windows_differ_from_ground_truth(clips):
 def test_actor_outputs_become_realism_negatives(raw):
     fake = [torch.full_like(r.vertices, 0.01) for r in raw]
     clips = [prepare_clip(r, f) for r, f in zip(raw, fake)]
-    wb = sample_windows(clips, 60, np.random.default_rng(2))
+    wb = sample_windows(clips, 60, np.random.default_rng(2), negatives=RealismNegatives(degrade_actor=0.0))
     is_actor = torch.tensor([k == ACTOR for k in wb.degradation])
     assert 0 < is_actor.sum() < 60
     assert torch.all(wb.degraded[is_actor] == 0.01)
@@ -74,3 +74,21 @@ def test_clips_too_short_are_refused(clips):
     short = [RewardClip("x", "s", c.motion[:6], c.mel[:24]) for c in clips]
     with pytest.raises(ValueError, match="long enough"):
         sample_windows(short, 4, np.random.default_rng(0), min_shift=2)
+
+
+def test_negative_weights_choose_the_degradations(clips):
+    only = RealismNegatives(**{**dict.fromkeys(DEGRADATIONS, 0.0), "jitter": 1.0})
+    wb = sample_windows(clips, 30, np.random.default_rng(4), negatives=only)
+    assert set(wb.degradation) == {"jitter"}
+
+
+def test_degraded_actor_outputs_are_negatives_too(raw):
+    fake = [torch.full_like(r.vertices, 0.01) for r in raw]
+    clips = [prepare_clip(r, f) for r, f in zip(raw, fake)]
+    negatives = RealismNegatives(**{**dict.fromkeys(DEGRADATIONS, 0.0), "damp": 1.0}, degrade_actor=1.0)
+    wb = sample_windows(clips, 60, np.random.default_rng(5), negatives=negatives)
+    assert set(wb.degradation) == {"damp", f"{ACTOR}+damp"}
+    is_actor = torch.tensor([k.startswith(ACTOR) for k in wb.degradation])
+    assert 0 < is_actor.sum() < 60
+    scale = wb.degraded[is_actor] / 0.01                                    # damped copies of the actor's output
+    assert torch.all((scale > 0.29) & (scale < 0.71)) and torch.allclose(scale, scale[:, :1, :1].expand_as(scale))

@@ -14,6 +14,7 @@ from facerl.reward.degrade import (
     jitter,
     oversmooth,
     time_warp,
+    tremble,
 )
 
 
@@ -71,3 +72,12 @@ def test_oversmooth_is_a_gaussian_filter_with_held_edges():
     for sigma in (1.0, 2.5, 4.0):
         expected = gaussian_filter1d(m.double().numpy(), sigma, axis=0, mode="nearest")
         assert np.allclose(oversmooth(m, sigma).numpy(), expected, atol=1e-6)
+
+
+def test_tremble_is_white_in_time_and_moves_only_what_moves():
+    m = torch.cat([bumpy(400), torch.zeros(400, 1)], 1)                   # a third coordinate never moves
+    shaken = tremble(m, np.random.default_rng(3), 0.3)
+    noise = shaken - m
+    assert torch.all(noise[:, 2] == 0) and noise[:, :2].std() > 0.1 * m[:, :2].std()
+    lag1 = float((noise[1:, 0] * noise[:-1, 0]).sum() / (noise[:, 0] ** 2).sum())
+    assert abs(lag1) < 0.15                                                  # white in time, unlike the motion
