@@ -350,7 +350,12 @@ def cmd_evaluate_voices(args: argparse.Namespace, extra: list[str]) -> None:
 
     from facerl.data.dataset import spec_from_config
     from facerl.eval.evaluate import write_report
-    from facerl.eval.voices import IN_DOMAIN, VOICE_COLUMNS, evaluate_voices, voice_specs
+    from facerl.eval.voices import (
+        IN_DOMAIN,
+        VOICE_COLUMNS,
+        evaluate_voices,
+        voice_specs,
+    )
     from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)

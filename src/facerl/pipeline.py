@@ -277,7 +277,12 @@ def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, dev
     actor on them next to the in-domain test speakers: runs/<run>/evaluation/voices/."""
     from facerl.data.voices import build_voice_sets, read_manifest
     from facerl.eval.evaluate import write_report
-    from facerl.eval.voices import IN_DOMAIN, VOICE_COLUMNS, evaluate_voices, voice_specs
+    from facerl.eval.voices import (
+        IN_DOMAIN,
+        VOICE_COLUMNS,
+        evaluate_voices,
+        voice_specs,
+    )
 
     root = Path(cfg.paths.voices_dir)
     sources = list(cfg.pipeline.voice_sources) or None

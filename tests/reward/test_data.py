@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from facerl.data.dataset import VocaDataset, spec_from_corpus
-from facerl.reward.data import ACTOR, RealismNegatives, RewardClip, prepare_clip, sample_windows
+from facerl.reward.data import (
+    ACTOR,
+    RealismNegatives,
+    RewardClip,
+    prepare_clip,
+    sample_windows,
+)
 from facerl.reward.degrade import DEGRADATIONS
 from facerl.reward.windows import reward_mel
 

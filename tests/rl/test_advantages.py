@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerl.rl.advantages import advantages, frame_advantage, group_mean, normalize, per_frame
+from facerl.rl.advantages import (
+    advantages,
+    frame_advantage,
+    group_mean,
+    normalize,
+    per_frame,
+)
 
 # 2 clips x G=2 samples, 3 windows each; clip 1's last window is padding
 REWARD = torch.tensor([[1.0, 2.0, 3.0],

@@ -13,7 +13,13 @@ from facerl.data.dataset import VocaDataset, collate, spec_from_corpus
 from facerl.models.checkpoint import load_actor
 from facerl.reward.frozen import FrozenReward
 from facerl.rl.critic import StateCritic
-from facerl.rl.train import RLConfig, Update, make_critic, trainable_actor, trainable_parameters
+from facerl.rl.train import (
+    RLConfig,
+    Update,
+    make_critic,
+    trainable_actor,
+    trainable_parameters,
+)
 from facerl.utils.checkpoint import load_checkpoint
 
 

@@ -40,7 +40,13 @@ from tqdm import tqdm
 from facerl.config import to_dataclass
 from facerl.data.dataset import Clip, VocaDataset, collate, spec_from_config
 from facerl.errors import FacerlError
-from facerl.reward.data import RealismNegatives, RewardClip, WindowBatch, prepare_clip, sample_windows
+from facerl.reward.data import (
+    RealismNegatives,
+    RewardClip,
+    WindowBatch,
+    prepare_clip,
+    sample_windows,
+)
 from facerl.reward.degrade import DEGRADATIONS
 from facerl.reward.frozen import REWARD_KIND
 from facerl.reward.model import (
