@@ -296,13 +296,15 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     from pathlib import Path
 
     from facerl.data.dataset import spec_from_config
-    from facerl.eval.evaluate import evaluate, write_report
+    from facerl.eval.evaluate import evaluate, run_scorers, write_report
     from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     methods = _named_paths(args.results, f"supervised={_run_dir_file(cfg, 'results')}", "--results", "FOLDER")
     judge = _optional_judge(args, cfg)
-    rows = evaluate(spec_from_config(cfg.dataset), args.split, methods, judge, str(resolve_device(args.device)))
+    scorers = run_scorers(Path(_run_dir_file(cfg)))  # the run's reward model and lip-reader, when trained
+    rows = evaluate(spec_from_config(cfg.dataset), args.split, methods, judge, str(resolve_device(args.device)),
+                    scorers["reward"], scorers["lipreader"])
     out = Path(args.out or _run_dir_file(cfg, "evaluation", args.split))
     print(write_report(rows, out, args.split))
     print(f"wrote {out}/metrics.md, metrics.json, metrics.csv")

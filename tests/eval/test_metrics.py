@@ -300,3 +300,63 @@ def test_opening_correlation_finds_the_lag_and_ignores_amplitude():
     assert np.isnan(r) and lag == 0
     r, _ = metrics.opening_correlation(-gt, gt, max_lag=0)                 # opens when it should close
     assert r == pytest.approx(-1.0)
+
+
+def _reference_dtw_path(cost: np.ndarray) -> np.ndarray:
+    """The plain cell-by-cell DTW and backtrack (steps (1, 0), (0, 1), (1, 1); ties: diagonal, then up)."""
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    path, i, j = [], n, m
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        diag, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        if diag <= up and diag <= left:
+            i, j = i - 1, j - 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+    return np.array(path[::-1])
+
+
+def test_vectorised_dtw_takes_exactly_the_reference_path():
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, m = rng.integers(1, 25, size=2)
+        cost = rng.random((n, m))
+        if trial % 3 == 0:
+            cost = np.round(cost * 2) / 2          # many exact ties
+        if trial % 7 == 0:
+            cost = np.zeros((n, m))                # all ties: the diagonal, then down the last column
+        np.testing.assert_array_equal(metrics._dtw_path(cost), _reference_dtw_path(cost))
+
+
+def test_batched_dtw_equals_one_matrix_at_a_time():
+    rng = np.random.default_rng(4)
+    costs = np.abs(rng.normal(size=(7, 1, 30)) - rng.normal(size=(7, 30, 1)))   # (B, T, T), |a' - b'| as in MTM
+    costs[2] = 0.0
+    costs[5] = np.round(costs[5])
+    paths = metrics._dtw_paths(costs)
+    assert len(paths) == 7
+    for cost, path in zip(costs, paths):
+        np.testing.assert_array_equal(path, _reference_dtw_path(cost))
+
+
+def test_batched_mtm_equals_one_pair_at_a_time():
+    t = np.arange(150) / 30
+    gt = _syllables(t)
+    pairs = [(_syllables(t - s / 30), gt) for s in (-3, 0, 2, 5)] + [(_syllables(t)[:120], gt), (gt, gt[:90]),
+                                                                     (np.linspace(0, 0.01, 150), gt)]
+    batched = metrics.mean_temporal_misalignments(pairs)
+    single = [mean_temporal_misalignment(p, g) for p, g in pairs]
+    np.testing.assert_array_equal(batched, single)       # nan where no extrema match, in the same places
+    assert np.isfinite(batched[:4]).all()
+
+
+def test_squared_norm_adds_like_numpy_sum():
+    x = np.random.default_rng(5).normal(size=(50, 40, 3)) * 1e-3
+    np.testing.assert_array_equal(metrics._squared_norm(x), (x**2).sum(axis=-1))   # bitwise, not approximately

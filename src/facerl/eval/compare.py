@@ -22,19 +22,24 @@ STAGES = (("supervised", "actor"), ("perceptual", "perceptual"), ("RL", "rl"))
 
 
 def result_folders(run_dir: Path, spec: DatasetSpec, device: torch.device) -> dict[str, Path]:
-    """Test-split results of every trained actor of the run (written fresh from each best.pt)."""
+    """Test-split results of every trained actor of the run (written fresh from each best.pt).
+
+    Fine-tuned actors keep the supervised actor's frozen audio encoder (same fingerprint), so its features
+    are computed once and shared, batch by batch as each actor alone would compute them: the same results."""
     from facerl.eval.results import write_results
     from facerl.models.checkpoint import load_actor
+    from facerl.models.feature_cache import encoder_fingerprint
 
-    folders = {}
+    folders, features = {}, {}   # encoder fingerprint -> {batch clip names: audio features}
     for label, stage in STAGES:
         checkpoint = run_dir / stage / "best.pt"
         if not checkpoint.is_file():
             print(f"no {checkpoint}: the {label} row is left out")
             continue
         actor, meta, _ = load_actor(checkpoint, device)
+        shared = features.setdefault(encoder_fingerprint(actor.audio_encoder), {}) if actor.audio_encoder.frozen else None
         folder = run_dir / ("results" if stage == "actor" else f"results_{stage}")
-        n = write_results(actor, meta, spec, ["test"], "both", folder, device)
+        n = write_results(actor, meta, spec, ["test"], "both", folder, device, shared=shared)
         print(f"{label}: wrote {n} test sequences to {folder}")
         folders[label] = folder
     if "supervised" not in folders:
@@ -77,13 +82,11 @@ def plot_curves(run_dir: Path, path: Path) -> bool:
 
 def compare(run_dir: Path, spec: DatasetSpec, device: torch.device, out_dir: Path) -> tuple[str, dict[str, Path]]:
     """Write ``out_dir``/metrics.{md,json,csv} and training_curves.png; returns the table and result folders."""
-    from facerl.eval.evaluate import evaluate, write_report
+    from facerl.eval.evaluate import evaluate, run_scorers, write_report
 
     folders = result_folders(run_dir, spec, device)
-    judge = run_dir / "judge" if (run_dir / "judge" / "backbone.pt").is_file() else None
-    reward = run_dir / "reward" if (run_dir / "reward" / "head.pt").is_file() else None
-    reader = run_dir / "lipreader" if (run_dir / "lipreader" / "lipreader.pt").is_file() else None
-    rows = evaluate(spec, "test", folders, judge, str(device), reward, reader)
+    scorers = run_scorers(run_dir)
+    rows = evaluate(spec, "test", folders, scorers["judge"], str(device), scorers["reward"], scorers["lipreader"])
     table = write_report(rows, out_dir, "test")
     if plot_curves(run_dir, out_dir / "training_curves.png"):
         print(f"training curves: {out_dir / 'training_curves.png'}")

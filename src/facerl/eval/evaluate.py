@@ -5,20 +5,31 @@ truth scored against itself (0 errors, 100 % closures, 1.0 jitter: the ceiling).
 ``<clip>_condition_<style>.npy`` (T30, V*3) files as written by `facerl test`; every style condition
 present is pooled (``average`` — the style-independent mode — is reported as its own row).
 
-Dimensions: T frames (30 fps), V vertices, S audio samples.
+Scoring runs clip by clip: every method and style of one clip is read and scored together, so the clip's
+ground-truth side of each metric, its audio features and one batched DTW, judge and reward pass serve them
+all, and memory holds one clip's predictions per worker (:func:`clip_workers`: clips in parallel, torch
+single-threaded in each). Each prediction leaves a :class:`PairScores`; the rows pool those exactly as the
+metric definitions in :mod:`facerl.eval.metrics` pool sequences, in the order the folders list their files.
+
+Dimensions: N sequences, T frames (30 fps), V vertices, P = V*3 coordinates, S audio samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import re
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from facerl.audio import read_wav
@@ -28,6 +39,10 @@ from facerl.eval import metrics as M
 from facerl.speech.timing import Phone
 from facerl.utils.io import load_npy, save_text
 
+# Motion (bytes) per judge / reward batch: several sequences per operation, yet small enough that the allocator
+# reuses the batch's buffers (fresh memory for every batch would cost a page fault per 4 KB).
+MODEL_BATCH_BYTES = 16 << 20
+MAX_CLIP_WORKERS = 4  # clips scored at once by `evaluate` (each holds its predictions of every method)
 RESULT_RE = re.compile(r"^(?P<clip>.+_sentence\d+)_condition_(?P<style>.+)$")
 FPS = 30.0
 # column key, header, scale for display, format
@@ -94,129 +109,248 @@ def load_references(spec: DatasetSpec, split: str) -> tuple[list[Reference], Reg
     return refs, regions
 
 
-def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
-          conditions: list[str] | None = None, judge: Judge | None = None,
-          reward: RewardScore | None = None, lipreader=None) -> dict[str, float]:
-    """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions.
+@dataclass
+class PairScores:
+    """One (reference, prediction) pair's share of every pooled metric (see :func:`pool`)."""
 
-    ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
-    (speaker, condition), so style-to-style gain differences do not count as lip variance.
-    ``judge`` adds the judge's sync margin (mean over sequences) and offset accuracy (per sequence);
-    ``reward`` the reward model's mean lip + real (what RL maximises); ``lipreader`` (a
-    :class:`facerl.eval.lipreader.LipReader`, trained on ground truth only) its class-balanced viseme accuracy
-    against the true phones (clips with phones only).
-    """
-    preds, gts = [p for _, p in pairs], [r.vertices for r, _ in pairs]
-    groups = [f"{r.subject}|{c}" for (r, _), c in zip(pairs, conditions or [""] * len(pairs))]
-    out = {
-        "lve": M.lip_vertex_error(preds, gts, regions.lips),
-        "max_lip_mm": M.max_lip_error_mm(preds, gts, regions.lips),
-        "fdd": M.face_dynamics_deviation(preds, gts, [r.template for r, _ in pairs], regions.upper_face),
-        "mve_mm": 1000.0 * M.mean_vertex_error(preds, gts, regions.face),
-        "closure_rate": math.nan, "opening_r": math.nan, "opening_lag": math.nan, "mtm_ms": math.nan,
-        "slcc": M.speech_lip_correlation(np.array([r.speech_rms for r, _ in pairs]),
-                                         np.array([M.lip_intensity(p, r.template, regions.lips) for r, p in pairs]),
-                                         speakers=groups),
-        "jitter": float(np.nanmean([M.jitter(p, r.vertices, regions.face) for r, p in pairs])),
-        "judge_sync": math.nan, "judge_offset_acc": math.nan, "reward": math.nan, "lipread_acc": math.nan,
-        "sequences": len(pairs),
-    }
-    if lipreader is not None and any(r.phones for r, _ in pairs):
-        out["lipread_acc"] = lipreader.score([(p, r.template, r.phones) for r, p in pairs if r.phones]).balanced_accuracy
-    if reward is not None:
-        out["reward"] = float(np.mean([reward(r, p) for r, p in pairs]))
-    if judge is not None:
-        judged = [judge(r, p) for r, p in pairs]
-        out["judge_sync"] = float(np.mean([m for m, _ in judged]))
-        offsets = [o for _, o in judged if o is not None]
-        out["judge_offset_acc"] = float(np.mean([o == 0 for o in offsets])) if offsets else math.nan
-    pair = regions.inner_lip_pair
-    if pair is not None:
-        openings = [M.lip_opening(p, r.template, pair) for r, p in pairs]
-        gt_open = [M.lip_opening(r.vertices, r.template, pair) for r, _ in pairs]
-        with_phones = [(o, r.phones) for o, (r, _) in zip(openings, pairs) if r.phones]
-        if with_phones:
-            closed, total = M.closure_rate([o for o, _ in with_phones], [ph for _, ph in with_phones], FPS)
-            out["closure_rate"] = closed / total if total else math.nan
-        fits = [M.opening_correlation(o, g) for o, g in zip(openings, gt_open)]
-        rs = np.array([r for r, _ in fits])
-        if np.isfinite(rs).any():  # per clip at its best lag (within +-6 frames), then the mean over clips
-            out["opening_r"] = float(np.nanmean(rs))
-            out["opening_lag"] = float(np.mean([abs(lag) for r, lag in fits if np.isfinite(r)]))
-        mtm = [M.mean_temporal_misalignment(o, g, FPS) for o, g in zip(openings, gt_open)]
-        out["mtm_ms"] = float(np.nanmean(mtm)) if np.isfinite(mtm).any() else math.nan
+    lve: np.ndarray                 # (T,) per-frame lip vertex error (m²); its square root is the max lip error
+    face_error_sum: float           # sum over (T, face vertices) of the L2 error (m), for MVE
+    face_error_count: int
+    fdd: float                      # gt - pred upper-face motion std (m²)
+    lip_intensity: float
+    jitter: float
+    closed: int = 0                 # of ``bilabials`` phones, those where the lips closed
+    bilabials: int = 0
+    opening_r: float = math.nan
+    opening_lag: int = 0
+    mtm_ms: float = math.nan
+    judge_sync: float = math.nan
+    judge_offset: int | None = None
+    reward: float = math.nan
+    lipread_confusion: np.ndarray | None = None   # (C, C) viseme frame counts (clips with phones, with a lip-reader)
+
+
+class _Truth:
+    """A reference's ground-truth side of the metrics, computed once for every prediction scored against it."""
+
+    def __init__(self, ref: Reference, regions: Regions) -> None:
+        v, pair = ref.vertices, regions.inner_lip_pair
+        self.ref, self.regions = ref, regions
+        self.lips, self.face = M.region(v, regions.lips), M.region(v, regions.face)    # (T, L, 3) float64
+        self.opening = M.lip_opening(v, ref.template, pair) if pair is not None else None
+        self._per_length: dict[int, tuple[float, float]] = {}
+
+    def at(self, n: int) -> tuple[float, float]:
+        """(upper-face motion std, face mean acceleration) of the first n frames."""
+        if n not in self._per_length:
+            self._per_length[n] = (M.upper_face_motion_std(self.ref.vertices[:n], self.ref.template,
+                                                           self.regions.upper_face),
+                                   M.mean_acceleration(self.face[:n]) if n >= 3 else math.nan)
+        return self._per_length[n]
+
+
+def _pair_scores(truth: _Truth, pred: np.ndarray) -> PairScores:
+    """The vertex metrics of one prediction (T, V, 3) against its ground truth (each region cut out once)."""
+    ref, regions = truth.ref, truth.regions
+    n = min(len(pred), len(ref.vertices))
+    gt_std, gt_acceleration = truth.at(n)
+    lips = M.region(pred, regions.lips)                  # every frame: lip intensity does not truncate
+    face = M.region(pred[:n], regions.face)
+    errors = M.vertex_errors(face, truth.face, M.ALL)    # (n, face vertices)
+    return PairScores(
+        lve=M.lip_vertex_error_per_frame(lips, truth.lips, M.ALL),
+        face_error_sum=float(errors.sum()), face_error_count=errors.size,
+        fdd=gt_std - M.upper_face_motion_std(pred[:n], ref.template, regions.upper_face),
+        lip_intensity=M.lip_intensity(lips, ref.template, M.ALL),
+        jitter=M.jitter_ratio(M.mean_acceleration(face), gt_acceleration) if n >= 3 else math.nan)
+
+
+def score_clip(ref: Reference, preds: list[np.ndarray], regions: Regions, judge: Judge | None = None,
+               reward: RewardScore | None = None, lipreader=None) -> list[PairScores]:
+    """Every metric of N predictions (T, V, 3) of one clip: its ground-truth side, audio features and DTW
+    batch are shared by all of them."""
+    truth = _Truth(ref, regions)
+    out = [_pair_scores(truth, p) for p in preds]
+    if lipreader is not None and ref.phones:
+        for s, pred in zip(out, preds):
+            s.lipread_confusion = lipreader.score([(pred, ref.template, ref.phones)]).confusion
+    if truth.opening is not None:
+        openings = [M.lip_opening(p, ref.template, regions.inner_lip_pair) for p in preds]
+        mtm = M.mean_temporal_misalignments([(o, truth.opening) for o in openings], FPS)
+        for s, opening, mtm_ms in zip(out, openings, mtm):
+            s.opening_r, s.opening_lag = M.opening_correlation(opening, truth.opening)
+            s.mtm_ms = mtm_ms
+            if ref.phones:
+                s.closed, s.bilabials = M.closure_rate([opening], [ref.phones], FPS)
+    if judge is None and reward is None:
+        return out
+    for t in sorted({len(p) for p in preds}):   # the models score same-length sequences in batches
+        same = [k for k, p in enumerate(preds) if len(p) == t]
+        size = max(1, MODEL_BATCH_BYTES // (4 * t * ref.template.size))
+        for batch in (same[lo:lo + size] for lo in range(0, len(same), size)):
+            motion = _motion(ref, [preds[k] for k in batch])                      # (N, T, P)
+            if judge is not None:
+                for k, (sync, offset) in zip(batch, judge.batch(ref, motion)):
+                    out[k].judge_sync, out[k].judge_offset = sync, offset
+            if reward is not None:
+                for k, value in zip(batch, reward.batch(ref, motion)):
+                    out[k].reward = value
     return out
 
 
-def read_results(folder: Path, refs: list[Reference]) -> dict[str, list[tuple[Reference, np.ndarray, str]]]:
-    """{"all": (ref, pred, style) over training-style conditions, "average": the style-independent mode}.
+def pool(refs: list[Reference], scores: list[PairScores], conditions: list[str] | None = None) -> dict[str, float]:
+    """The metrics of N scored pairs pooled over clips and style conditions (one row of the table).
+
+    ``conditions`` (one per pair) keeps SLCC within a style: intensities are z-scored per
+    (speaker, condition), so style-to-style gain differences do not count as lip variance. The judge's
+    sync margin is the mean over sequences, its offset accuracy the share of sequences whose best shift is 0;
+    the lip-reader's class-balanced viseme accuracy pools the frames of every sequence with phones.
+    """
+    lve = np.concatenate([s.lve for s in scores])
+    groups = [f"{r.subject}|{c}" for r, c in zip(refs, conditions or [""] * len(refs), strict=True)]
+    out = {
+        "lve": float(lve.mean()),
+        "max_lip_mm": float(np.sqrt(lve).mean()) * 1000.0,
+        "fdd": float(np.mean([s.fdd for s in scores])),
+        "mve_mm": 1000.0 * sum(s.face_error_sum for s in scores) / sum(s.face_error_count for s in scores),
+        "closure_rate": math.nan, "opening_r": math.nan, "opening_lag": math.nan, "mtm_ms": math.nan,
+        "slcc": M.speech_lip_correlation(np.array([r.speech_rms for r in refs]),
+                                         np.array([s.lip_intensity for s in scores]), speakers=groups),
+        "jitter": float(np.nanmean([s.jitter for s in scores])),
+        "judge_sync": float(np.mean([s.judge_sync for s in scores])),
+        "judge_offset_acc": math.nan,
+        "lipread_acc": math.nan,
+        "reward": float(np.mean([s.reward for s in scores])),
+        "sequences": len(scores),
+    }
+    offsets = [s.judge_offset for s in scores if s.judge_offset is not None]
+    if offsets:
+        out["judge_offset_acc"] = float(np.mean([o == 0 for o in offsets]))
+    confusions = [s.lipread_confusion for s in scores if s.lipread_confusion is not None]
+    if confusions:
+        from facerl.eval.lipreader import reading_scores
+
+        out["lipread_acc"] = reading_scores(sum(confusions)).balanced_accuracy
+    total = sum(s.bilabials for s in scores)
+    out["closure_rate"] = sum(s.closed for s in scores) / total if total else math.nan
+    rs = np.array([s.opening_r for s in scores])
+    if np.isfinite(rs).any():  # per clip at its best lag (within +-6 frames), then the mean over clips
+        out["opening_r"] = float(np.nanmean(rs))
+        out["opening_lag"] = float(np.mean([abs(s.opening_lag) for s in scores if np.isfinite(s.opening_r)]))
+    mtm = [s.mtm_ms for s in scores]
+    out["mtm_ms"] = float(np.nanmean(mtm)) if np.isfinite(mtm).any() else math.nan
+    return out
+
+
+def score(pairs: list[tuple[Reference, np.ndarray]], regions: Regions,
+          conditions: list[str] | None = None, judge: Judge | None = None,
+          reward: RewardScore | None = None, lipreader=None) -> dict[str, float]:
+    """All metrics for (reference, prediction (T, V, 3)) pairs pooled over clips and style conditions
+    (:func:`pool`); the pairs of each clip are scored together (:func:`score_clip`).
+
+    ``judge`` adds the judge's sync margin and offset accuracy; ``reward`` the reward model's mean
+    lip + real (what RL maximises); ``lipreader`` (a :class:`facerl.eval.lipreader.LipReader`, trained on
+    ground truth only) its class-balanced viseme accuracy against the true phones (clips with phones only).
+    """
+    by_clip: dict[int, list[int]] = {}
+    for k, (ref, _) in enumerate(pairs):
+        by_clip.setdefault(id(ref), []).append(k)
+    scores: dict[int, PairScores] = {}
+    for members in by_clip.values():
+        ref = pairs[members[0]][0]
+        scores.update(zip(members, score_clip(ref, [pairs[k][1] for k in members], regions, judge, reward,
+                                              lipreader)))
+    return pool([r for r, _ in pairs], [scores[k] for k in range(len(pairs))], conditions)
+
+
+def result_files(folder: Path, refs: list[Reference]) -> dict[str, dict[str, Path]]:
+    """{clip: {style: file}} of a results folder, checked before anything is scored.
 
     Every clip must have the same conditions: an interrupted or mixed-up folder is an error, not a
     silently smaller sample.
     """
     if not folder.is_dir():
         raise FacerlError(f"results folder not found: {folder}")
-    by_name = {r.name: r for r in refs}
-    groups: dict[str, list[tuple[Reference, np.ndarray, str]]] = {"all": [], "average": []}
-    seen: dict[str, set[str]] = {r.name: set() for r in refs}
+    files: dict[str, dict[str, Path]] = {r.name: {} for r in refs}
     for path in sorted(folder.glob("*.npy")):
         m = RESULT_RE.match(path.stem)
-        if not m or m["clip"] not in by_name:
-            continue
-        ref = by_name[m["clip"]]
-        pred = load_npy(path, "result")
-        if pred.ndim < 2 or pred.size != len(pred) * ref.template.size or pred.dtype.kind not in "fiu":
-            raise FacerlError(f"{path}: shape {pred.shape} is not (T, {ref.template.size}) for {ref.subject}")
-        if not np.isfinite(pred).all():
-            raise FacerlError(f"{path}: the prediction contains NaN or inf (a diverged model?); "
-                              "metrics of such results would be meaningless")
-        seen[ref.name].add(m["style"])
-        groups["average" if m["style"] == "average" else "all"].append(
-            (ref, pred.reshape(len(pred), -1, 3), m["style"]))
-    conditions = set().union(*seen.values())
+        if m and m["clip"] in files:
+            files[m["clip"]][m["style"]] = path
+    conditions = set().union(*files.values())
     if not conditions:
         raise FacerlError(f"{folder} holds no <clip>_condition_<style>.npy files for these clips "
                           "(write them with `facerl test`)")
-    incomplete = sorted(name for name, styles in seen.items() if styles != conditions)
+    incomplete = sorted(name for name, styles in files.items() if set(styles) != conditions)
     if incomplete:
         raise FacerlError(f"{folder}: {len(incomplete)} of {len(refs)} clips lack some of the conditions "
                           f"{', '.join(sorted(conditions))} (e.g. {incomplete[0]}); rerun `facerl test` "
                           "into an empty folder")
-    return groups
+    return files
+
+
+def load_result(path: Path, ref: Reference) -> np.ndarray:
+    """One result file as (T, V, 3), checked against the clip's template."""
+    pred = load_npy(path, "result")
+    if pred.ndim < 2 or pred.size != len(pred) * ref.template.size or pred.dtype.kind not in "fiu":
+        raise FacerlError(f"{path}: shape {pred.shape} is not (T, {ref.template.size}) for {ref.subject}")
+    if not np.isfinite(pred).all():
+        raise FacerlError(f"{path}: the prediction contains NaN or inf (a diverged model?); "
+                          "metrics of such results would be meaningless")
+    return pred.reshape(len(pred), -1, 3)
+
+
+def _motion(ref: Reference, preds: list[np.ndarray]) -> torch.Tensor:
+    """(N, T, P) float32 offsets from the template of N predictions (T, V, 3) of one length."""
+    t = len(preds[0])
+    motion = np.empty((len(preds), t, ref.template.size), dtype=np.float32)
+    for k, pred in enumerate(preds):
+        motion[k] = (pred - ref.template[None]).reshape(t, -1)
+    return torch.from_numpy(motion)
 
 
 class _SequenceScorer:
     """Base of the model columns: a frozen reward model or judge (facerl.reward.frozen, the one scoring path)
-    and a prediction (T, V, 3) of a reference clip -> motion (T, P) and log-mel (4T, M) tensors, the clip's
-    log-mel computed once."""
+    and the inputs of the clip being scored: its log-mel (4T, M) and the model's features of its audio."""
 
     def __init__(self, folder: Path, device: str, judge: bool) -> None:
         from facerl.reward.frozen import FrozenReward
 
         self.model = FrozenReward.load(folder, device, judge=judge)
-        self.mels: dict = {}
+        self._local = threading.local()  # the clip being scored, per thread (evaluate scores clips in parallel)
 
-    def inputs(self, ref: Reference, pred: np.ndarray):
-        import torch
+    def clip_audio(self, ref: Reference, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-mel (4T, M), audio features) of the clip's first T = n_frames frames, computed once while the
+        clip is scored."""
+        clip = getattr(self._local, "clip", None)
+        if clip is None or clip[0] is not ref or clip[1] != n_frames:
+            mel = self.model.mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0][:4 * n_frames]
+            clip = self._local.clip = ref, n_frames, mel, self.audio_features(mel, n_frames)
+        return clip[2], clip[3]
 
-        t = len(pred)
-        if ref.name not in self.mels:
-            self.mels[ref.name] = self.model.mel(torch.from_numpy(ref.audio)[None], len(ref.vertices))[0]
-        motion = torch.from_numpy((pred - ref.template[None]).reshape(t, -1).astype(np.float32))
-        return motion, self.mels[ref.name][:4 * t]
+    def audio_features(self, mel: torch.Tensor, n_frames: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, ref: Reference, pred: np.ndarray):
+        """The score of one prediction (T, V, 3)."""
+        return self.batch(ref, _motion(ref, [pred]))[0]
 
 
 class Judge(_SequenceScorer):
-    """The judge's (sync margin, offset estimate) of a prediction."""
+    """The judge's (sync margin, offset estimate) of predictions."""
 
     def __init__(self, folder: Path, device: str = "cpu") -> None:
-        from facerl.reward.frozen import SyncJudge
-
         super().__init__(folder, device, judge=True)
-        self.scorer = SyncJudge(self.model)
 
-    def __call__(self, ref: Reference, pred: np.ndarray) -> tuple[float, int | None]:
-        return self.scorer(ref.name, *self.inputs(ref, pred))
+    def audio_features(self, mel: torch.Tensor, n_frames: int) -> torch.Tensor:
+        return self.model.audio_by_shift(mel, n_frames)                              # (S, W, E)
+
+    def batch(self, ref: Reference, motion: torch.Tensor) -> list[tuple[float, int | None]]:
+        """(sync margin, offset estimate) of N motions (N, T, P) of clip ``ref``."""
+        from facerl.reward.frozen import offset_estimate, sync_margin
+
+        mel, audio = self.clip_audio(ref, motion.shape[1])
+        scores = self.model.by_shift(motion, mel, audio)                             # (N, S, W)
+        return [(sync_margin(s), offset_estimate(s)) for s in scores]
 
 
 class RewardScore(_SequenceScorer):
@@ -225,9 +359,32 @@ class RewardScore(_SequenceScorer):
     def __init__(self, folder: Path, device: str = "cpu") -> None:
         super().__init__(folder, device, judge=False)
 
-    def __call__(self, ref: Reference, pred: np.ndarray) -> float:
-        scores = self.model.score(*self.inputs(ref, pred))
-        return float(scores.mean(scores.reward)[0])
+    def audio_features(self, mel: torch.Tensor, n_frames: int) -> torch.Tensor:
+        return self.model.audio_features(mel, n_frames)                              # (W, E)
+
+    def batch(self, ref: Reference, motion: torch.Tensor) -> list[float]:
+        """Mean (lip + real) of N motions (N, T, P) of clip ``ref``."""
+        mel, audio = self.clip_audio(ref, motion.shape[1])
+        scores = self.model.score(motion, mel[None].expand(len(motion), -1, -1), audio=audio)
+        return scores.mean(scores.reward).tolist()
+
+
+@contextlib.contextmanager
+def clip_workers(max_workers: int = MAX_CLIP_WORKERS) -> Iterator[ThreadPoolExecutor]:
+    """Threads that score one clip each, with torch single-threaded inside them (restored afterwards).
+
+    A clip's operations are small (a few MB), so splitting each over intra-op threads gains little, and on
+    a busy CPU every split waits for its slowest thread: there, scoring ran ~3x slower with 2 intra-op threads
+    than with 1. A thread per clip keeps the cores busy without those waits; the numbers are the same.
+    """
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(max(1, min(threads, max_workers)), thread_name_prefix="facerl-score")
+    torch.set_num_threads(1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir: Path | None = None,
@@ -236,22 +393,42 @@ def evaluate(spec: DatasetSpec, split: str, methods: dict[str, Path], judge_dir:
     (``<run>/judge``), the `sync (judge)` columns, with a reward model (``<run>/reward``) its mean score, with
     a lip-reader (``<run>/lipreader``) its accuracy."""
     refs, regions = load_references(spec, split)
+    files = {name: result_files(Path(folder), refs) for name, folder in methods.items()}  # all checked first
     judge = Judge(judge_dir, device) if judge_dir is not None else None
     reward = RewardScore(reward_dir, device) if reward_dir is not None else None
     reader = load_lipreader(lipreader_dir, device)
-    rows = [{"method": "static template", **score([(r, np.repeat(r.template[None], len(r.vertices), 0))
-                                                   for r in refs], regions, judge=judge, reward=reward,
-                                                  lipreader=reader)},
-            {"method": "ground truth", **score([(r, r.vertices) for r in refs], regions, judge=judge, reward=reward,
-                                               lipreader=reader)}]
-    for name, folder in methods.items():
-        groups = read_results(Path(folder), refs)
-        for key, label in (("all", name), ("average", f"{name} (average style)")):
-            if groups[key]:
-                pairs = [(r, p) for r, p, _ in groups[key]]
-                rows.append({"method": label, **score(pairs, regions, [c for _, _, c in groups[key]], judge, reward,
-                                                      reader)})
-    return rows
+
+    def score_methods(ref: Reference) -> list[tuple[str, str, str, PairScores]]:
+        """(row, file name, style, scores) of every method and style of one clip, scored together."""
+        rows = [("static template", "", "", np.repeat(ref.template[None], len(ref.vertices), 0)),
+                ("ground truth", "", "", ref.vertices)]
+        for name, clip_files in files.items():
+            rows += [(f"{name} (average style)" if style == "average" else name, path.name, style,
+                      load_result(path, ref)) for style, path in clip_files[ref.name].items()]
+        scores = score_clip(ref, [p for *_, p in rows], regions, judge, reward, reader)
+        return [(label, file, style, s) for (label, file, style, _), s in zip(rows, scores)]
+
+    labels = ["static template", "ground truth"] + [f"{name}{suffix}" for name in methods
+                                                     for suffix in ("", " (average style)")]
+    scored: dict[str, list[tuple[str, Reference, PairScores, str]]] = {label: [] for label in labels}
+    with clip_workers() as workers:
+        for ref, clip_rows in zip(refs, tqdm(workers.map(score_methods, refs), total=len(refs),
+                                             desc=f"scoring {split} clips", unit="clip")):
+            for label, file, style, s in clip_rows:
+                scored[label].append((file, ref, s, style))
+    table = []
+    for label in labels:
+        entries = sorted(scored[label], key=lambda e: e[0])  # file-name order, as the folder lists them
+        if entries:
+            conditions = None if label in ("static template", "ground truth") else [e[3] for e in entries]
+            table.append({"method": label, **pool([e[1] for e in entries], [e[2] for e in entries], conditions)})
+    return table
+
+
+def run_scorers(run_dir: Path) -> dict[str, Path | None]:
+    """The run's trained scoring models that exist: ``judge``, ``reward`` and ``lipreader`` folders (or None)."""
+    marks = {"judge": "backbone.pt", "reward": "head.pt", "lipreader": "lipreader.pt"}
+    return {name: run_dir / name if (run_dir / name / mark).is_file() else None for name, mark in marks.items()}
 
 
 def load_lipreader(folder: Path | None, device: str = "cpu"):

@@ -52,7 +52,12 @@ class _Tower(nn.Module):
         self.out = nn.Linear(n_tokens * cfg.width, cfg.embed)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.encoder(self.inp(tokens) + self.pos)                         # (B, N, D)
+        return self.embedded(self.inp(tokens))
+
+    def embedded(self, x: torch.Tensor) -> torch.Tensor:
+        """The tower after its input layer: tokens already mapped by ``inp`` (B, N, D) -> (B, E). ``inp`` maps
+        each token on its own, so callers with overlapping windows can apply it once per token."""
+        x = self.encoder(x + self.pos)                                        # (B, N, D)
         return self.out(self.norm(x).flatten(1))                              # (B, N*D) -> (B, E)
 
 
