@@ -1,4 +1,5 @@
-"""`facerl animate speech.wav`: any length of speech -> mesh animation (.mp4 with sound, .npy, OBJ folder).
+"""`facerl animate speech.wav`: any length of speech -> mesh animation (.mp4 with sound, .npy, OBJ folder,
+ARKit curves as Live Link Face .csv / .json, animated .glb).
 
 Dimensions: S audio samples (16 kHz), T frames (30 fps), V vertices, Da audio feature width.
 """
@@ -12,10 +13,19 @@ import torch
 
 from facerl.audio import SAMPLE_RATE, read_wav
 from facerl.errors import FacerlError
+from facerl.export.outputs import (
+    CURVE_KINDS,
+    CurveOptions,
+    head_colors,
+    load_basis,
+    make_curves,
+    output_kinds,
+    write_curve_output,
+)
 from facerl.models.actor import Actor
 from facerl.models.audio import MOTION_FPS, frames_for_samples
 from facerl.models.checkpoint import ActorMeta, load_actor
-from facerl.utils.io import atomic_dir, check_writable, save_npy
+from facerl.utils.io import atomic_dir, save_npy
 
 MIN_SECONDS = 0.1
 
@@ -73,20 +83,16 @@ def write_obj_sequence(folder: Path, vertices: np.ndarray, faces: np.ndarray) ->
 
 
 def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: str | None = None,
-            faces_path: str | None = None, device: str = "cpu", render_cfg=None) -> np.ndarray:
-    """Animate ``wav`` and write every requested output; returns the vertices (T, V, 3)."""
-    kinds = []
-    for out in outs:
-        suffix = Path(out).suffix.lower()
-        kinds.append("mp4" if suffix == ".mp4" else "npy" if suffix == ".npy" else "obj" if suffix == "" else None)
-        if kinds[-1] is None:
-            raise FacerlError(f"--out {out}: use a .mp4, a .npy or a folder name (OBJ sequence)")
-        if kinds[-1] == "obj" and (Path(out).exists() or Path(out).is_symlink()):
-            raise FacerlError(f"{out} already exists; choose another output folder")
-        check_writable(Path(out).parent)  # before the model runs, not after
+            faces_path: str | None = None, device: str = "cpu", render_cfg=None,
+            curve_options: CurveOptions | None = None) -> np.ndarray:
+    """Animate ``wav`` and write every requested output (see facerl.export.outputs); returns the vertices
+    (T, V, 3)."""
+    kinds = output_kinds(outs)  # before the model runs, not after
+    curve_options = curve_options or CurveOptions()
     actor, meta, ckpt = load_actor(checkpoint, device)
     style_idx = meta.style_index(style)
     tmpl = resolve_template(template, meta, ckpt)
+    basis = load_basis(curve_options, meta.n_vertices) if CURVE_KINDS & set(kinds) else None
     audio = torch.from_numpy(read_wav(wav))
     if len(audio) < MIN_SECONDS * SAMPLE_RATE:
         raise FacerlError(f"{wav} lasts {len(audio) / SAMPLE_RATE:.3f} s; need at least {MIN_SECONDS} s of speech")
@@ -98,20 +104,25 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
     verts = verts.reshape(n_frames, -1, 3)
     if not np.isfinite(verts).all():
         raise FacerlError(f"{checkpoint} produced NaN or inf vertices (a diverged checkpoint?); nothing written")
-    faces = _faces(faces_path, meta) if {"mp4", "obj"} & set(kinds) else None
+    faces = _faces(faces_path, meta) if {"mp4", "obj", "glb"} & set(kinds) else None
+    curves = None
+    if basis is not None:
+        motion_basis = None if actor.motion.is_identity else actor.motion.basis.cpu().numpy()
+        curves = make_curves(verts, tmpl.numpy().reshape(-1, 3), MOTION_FPS, basis, curve_options,
+                             audio=Path(wav).name, coefficients=motion[0].cpu().numpy(), motion_basis=motion_basis)
+    colors = head_colors(meta.n_vertices) if {"mp4", "glb"} & set(kinds) else None
     for out, kind in zip(outs, kinds):
         if kind == "npy":
             save_npy(out, verts.reshape(n_frames, -1))
         elif kind == "obj":
             write_obj_sequence(Path(out), verts, faces)
+        elif kind in CURVE_KINDS:
+            write_curve_output(kind, out, curves, tmpl.numpy(), faces, basis, colors)
         else:
-            from facerl.head.rig import load_head
-            from facerl.render.commands import check_render_config, head_vertex_colors
+            from facerl.render.commands import check_render_config
             from facerl.render.renderer import Panel, render_video
 
             size, fps, backend = check_render_config(render_cfg)
-            head = load_head()
-            colors = head_vertex_colors(head) if head.n_vertices == meta.n_vertices else None
             stride = max(1, round(MOTION_FPS / fps))
             render_video([Panel(verts[::stride], f"facerl: style {style}")], faces, out, wav_path=wav,
                          fps=MOTION_FPS / stride, size=size, backend=backend, vertex_colors=colors)

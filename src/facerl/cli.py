@@ -401,12 +401,28 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> None:
 
 def cmd_animate(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.animate import animate
+    from facerl.export.outputs import CurveOptions
     from facerl.utils.checkpoint import resolve_device
 
     cfg = _cfg(extra)
     device = resolve_device(args.device)
     animate(args.wav, args.checkpoint, args.style, args.out, template=args.template, faces_path=args.faces,
-            device=str(device), render_cfg=cfg.render)
+            device=str(device), render_cfg=cfg.render,
+            curve_options=CurveOptions(args.arkit, args.smooth, args.basis))
+
+
+def cmd_export(args: argparse.Namespace, extra: list[str]) -> None:
+    from pathlib import Path
+
+    from facerl.export.outputs import CurveOptions
+    from facerl.export.results import export_results
+
+    cfg = _cfg(extra)
+    dataset = Path(args.dataset or str(cfg.dataset.root))
+    out = Path(args.out_dir or f"{args.results.rstrip('/')}_arkit")
+    n = export_results(Path(args.results), dataset, out, args.format or ["csv", "json", "glb"],
+                       CurveOptions(args.arkit, args.smooth, args.basis))
+    print(f"wrote {n} sequences to {out} ({', '.join(args.format or ['csv', 'json', 'glb'])})")
 
 
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
@@ -414,6 +430,20 @@ def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
 
     overrides = (["experiment=supervised_tiny"] if args.tiny else []) + extra
     run_pipeline(_cfg(overrides), rebuild=args.rebuild, retrain=args.retrain, tiny=args.tiny, overrides=extra)
+
+
+def _add_curve_args(parser: argparse.ArgumentParser) -> None:
+    """How .csv / .json / .glb outputs get their ARKit curves (animate and export)."""
+    from facerl.export.outputs import ROUTES
+
+    parser.add_argument("--arkit", default="solve", choices=ROUTES,
+                        help="ARKit curves: solve = bounded least squares from the vertices (default; any actor); "
+                             "readout = a linear read-out of the actor's motion coefficients (no solve)")
+    parser.add_argument("--smooth", type=float,
+                        help="temporal smoothness of the solve (default 0.03; 0 = every frame on its own)")
+    parser.add_argument("--basis", help="blendshapes of another topology for ARKit outputs: an .npz with "
+                                        "`neutral` (V, 3) and one (V, 3) target shape per ARKit name "
+                                        "(default: facerl's head)")
 
 
 def _config_help(*groups: tuple[str, str]) -> str:
@@ -583,21 +613,41 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     an = sub.add_parser("animate", formatter_class=fmt, epilog=EPILOG,
-                        help="speech.wav -> animated face: .mp4 with sound, .npy (T30, V*3) or an OBJ folder",
+                        help="speech.wav -> animated face: .mp4 with sound, .npy, OBJ folder, ARKit curves "
+                             "(.csv Live Link Face, .json), animated .glb",
                         description="Animates any length of speech (any rate; stereo is downmixed) with a "
                                     "trained actor, e.g. `facerl animate talk.wav --checkpoint "
-                                    "runs/pipeline/actor/best.pt --style average --out talk.mp4 --out talk.npy`.")
+                                    "runs/pipeline/actor/best.pt --out talk.mp4 --out talk.csv --out talk.glb`. "
+                                    "ARKit curves (52 weights in [0, 1] per frame, 30 fps) are solved from the "
+                                    "vertices by bounded least squares on the head's blendshapes.")
     an.add_argument("wav", help="speech audio (.wav)")
     an.add_argument("--checkpoint", required=True, help="actor checkpoint (best.pt / last.pt of `facerl train`)")
     an.add_argument("--style", default="average",
                     help="speaking style: a training speaker's name or 'average' (default)")
     an.add_argument("--out", action="append", required=True,
-                    help="output: .mp4 (rendered, with sound), .npy, or a new folder for an OBJ sequence; repeatable")
+                    help="output, by suffix: .mp4 (rendered, with sound), .npy (T, V*3), .csv (Live Link Face, for "
+                         "Unreal), .json (ARKit curves), .glb (glTF 2.0 with 52 morph targets and the animation), "
+                         "or a new folder (OBJ sequence); repeatable")
     an.add_argument("--template", help="face to animate: a .npy (V, 3) or a training-corpus subject "
                                        "(default: the mean training face)")
     an.add_argument("--faces", help="(F, 3) triangle .npy (default: from the checkpoint)")
+    _add_curve_args(an)
     an.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     an.set_defaults(func=cmd_animate)
+
+    ex = sub.add_parser("export", formatter_class=fmt, epilog=EPILOG,
+                        help="a results folder -> ARKit curves (.csv Live Link Face, .json) and animated .glb",
+                        description="Converts every <clip>_condition_<style>.npy of a results folder (facerl's, "
+                                    "or another method's on the same topology) into ARKit files, e.g. `facerl "
+                                    "export runs/pipeline/results_rl --format glb`. Each sequence's face is its "
+                                    "subject's template in the dataset.")
+    ex.add_argument("results", help="results folder of (T, V*3) vertex .npy files at 30 fps")
+    ex.add_argument("--format", action="append", choices=["csv", "json", "glb"],
+                    help="what to write (repeatable; default all three)")
+    ex.add_argument("--out-dir", help="output folder (default <results>_arkit)")
+    ex.add_argument("--dataset", help="the corpus the results were made on (default: dataset.root of the config)")
+    _add_curve_args(ex)
+    ex.set_defaults(func=cmd_export)
 
     from facerl.reward.score_command import (
         add_score_parser,  # no torch at import: help stays fast

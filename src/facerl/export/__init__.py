@@ -1,0 +1,1 @@
+"""Animator outputs: ARKit blendshape curves and the files engines and DCC tools read."""
