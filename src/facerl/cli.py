@@ -425,6 +425,13 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> None:
     print(f"wrote {n} sequences to {out} ({', '.join(args.format or ['csv', 'json', 'glb'])})")
 
 
+def cmd_view(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.view import view_main
+
+    glbs = [args.glb, *([args.compare] if args.compare else [])]
+    view_main(glbs, args.label, args.audio, args.write, args.port, open_browser=not args.no_browser)
+
+
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
@@ -648,6 +655,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dataset", help="the corpus the results were made on (default: dataset.root of the config)")
     _add_curve_args(ex)
     ex.set_defaults(func=cmd_export)
+
+    vw = sub.add_parser("view", formatter_class=fmt, epilog=EPILOG,
+                        help="play a .glb (or two side by side) with its audio in the browser",
+                        description="A WebGL page with play/pause, scrub, orbit (drag), zoom (wheel), wireframe and "
+                                    "a live plot of jawOpen, mouthClose, mouthFunnel, mouthPucker, mouthSmileLeft, "
+                                    "e.g. `facerl view sup.glb --compare rl.glb --audio talk.wav`. Served on "
+                                    "127.0.0.1 until Ctrl-C, or written as one self-contained .html (--write) that "
+                                    "works offline. URL hash #frame=N (or #t=S) seeks and pauses.")
+    vw.add_argument("glb", help="an animated .glb from `facerl animate --out x.glb` or `facerl export`")
+    vw.add_argument("--compare", help="a second .glb shown beside the first (e.g. supervised | RL)")
+    vw.add_argument("--label", action="append", help="panel titles, one per .glb (default: the file names)")
+    vw.add_argument("--audio", help="the speech (.wav) played in sync")
+    vw.add_argument("--write", metavar="HTML", help="write a self-contained page instead of serving it")
+    vw.add_argument("--port", type=int, default=0, help="local port (default: a free one)")
+    vw.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    vw.set_defaults(func=cmd_view)
 
     from facerl.reward.score_command import (
         add_score_parser,  # no torch at import: help stays fast

@@ -63,3 +63,24 @@ def test_export_and_basis_mistakes_are_one_line_errors(tiny_corpus, tmp_path, ca
         load_basis(CurveOptions(), n_vertices=5023)                                # FLAME without a basis
     with pytest.raises(FacerlError, match="--arkit must be one of"):
         CurveOptions(route="magic")
+
+
+def test_animate_glb_carries_the_same_curves_and_opens_in_the_viewer_page(tiny_corpus, tiny_actor_run, tmp_path,
+                                                                           capsys):
+    from facerl.export.gltf import read_glb_animation
+
+    wav = min((tiny_corpus / "wav").glob("*.wav"))
+    ckpt = tiny_actor_run / "actor" / "best.pt"
+    assert main(["animate", str(wav), "--checkpoint", str(ckpt), "--device", "cpu",
+                 "--out", str(tmp_path / "a.glb"), "--out", str(tmp_path / "a.json")]) == 0
+    glb = read_glb_animation(tmp_path / "a.glb")
+    curves = read_curves_json(tmp_path / "a.json")
+    assert glb["n_vertices"] == 4784 and list(glb["names"]) == list(curves.names)
+    assert np.abs(glb["weights"] - curves.weights).max() < 2e-6
+    assert np.allclose(glb["times"], np.arange(curves.n_frames) / 30.0, atol=1e-6)
+    page = tmp_path / "page.html"
+    assert main(["view", str(tmp_path / "a.glb"), "--compare", str(tmp_path / "a.glb"), "--label", "one",
+                 "--label", "two", "--audio", str(wav), "--write", str(page), "--no-browser"]) == 0
+    assert page.stat().st_size > (tmp_path / "a.glb").stat().st_size      # both GLBs and the wav inside
+    assert main(["view", str(tmp_path / "a.json"), "--write", str(tmp_path / "x.html"), "--no-browser"]) == 2
+    assert not (tmp_path / "x.html").exists()
