@@ -143,6 +143,8 @@ def test_pipeline_tiny(tmp_path, capsys):
     assert "training budgets (steps, not minutes" in stdout
     assert (run_dir / "lipreader" / "lipreader.pt").exists() and "lip-read acc (%)" in table
     assert "lip-read acc (%)" in voices
+    pages = list((run_dir / "viewer").glob("*.html"))                    # supervised | RL as GLBs + a viewer page
+    assert len(pages) == 1 and len(list((run_dir / "viewer").glob("*.glb"))) == 2 and "browser viewer:" in stdout
     rc, stdout, err = run(["pipeline", "--tiny", f"paths.root={tmp_path}", "render.size=96"], capsys)
     assert rc == 0 and "existing corpus" in stdout and "using the trained actor" in stdout
     assert "using the trained reward model" in stdout and "using the trained judge model" in stdout

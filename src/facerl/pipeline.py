@@ -227,6 +227,8 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     clip = VocaDataset(spec, "test", with_phones=False).names[0]  # an unseen speaker
     info = comparison_video(layout, head, clip, {k: v for k, v in folders.items() if k != "perceptual"},
                             run_dir / f"{clip}.mp4", size, fps, backend)
+    page = comparison_viewer(layout, clip, {k: v for k, v in folders.items() if k != "perceptual"},
+                             run_dir / "viewer")
     vertices = np.load(layout.vertices(clip)).reshape(-1, head.n_vertices, 3)  # (T60, V, 3)
     closed, opened = mouth_stills(layout, clip)
     still = render_still([Panel(vertices[closed:closed + 1], "bilabial: closed"),
@@ -236,7 +238,8 @@ def run_pipeline(cfg: DictConfig, rebuild: bool = False, retrain: bool = False, 
     print(f"training budgets (steps, not minutes; the same seed and commit give the same table):\n"
           f"{budget_table(run_dir)}")
     print(f"video: {info.path} ({info.frames} frames, {info.render_fps:.1f} frames/s, {info.backend} backend)\n"
-          f"still: {still}\nreport: {run_dir / 'compare'}/metrics.md, training_curves.png; "
+          f"still: {still}\nbrowser viewer: {page} (or `facerl view {page.parent}/{clip}_supervised.glb "
+          f"--compare {page.parent}/{clip}_RL.glb --audio {layout.wav(clip)}`)\nreport: {run_dir / 'compare'}/metrics.md, training_curves.png; "
           f"reward calibration: {run_dir / 'evaluation' / 'reward_test'}/calibration.md")
 
 
@@ -300,6 +303,26 @@ def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, dev
               if (run_dir / stage / "best.pt").is_file()}
     rows = evaluate_voices(actors, {IN_DOMAIN: spec, **voice_specs(root)}, judge_dir, device, lipreader_dir)
     return write_report(rows, run_dir / "evaluation" / "voices", "voices", VOICE_COLUMNS)
+
+
+def comparison_viewer(layout: Layout, clip: str, folders: dict[str, Path], out_dir: Path) -> Path:
+    """Each method's ARKit curves of one clip (average style) as ``<clip>_<method>.glb`` and a self-contained
+    viewer page ``<clip>.html`` playing them side by side with the clip's sound."""
+    from facerl.export.gltf import write_glb
+    from facerl.export.outputs import CurveOptions, head_colors, load_basis, make_curves
+    from facerl.models.audio import MOTION_FPS
+    from facerl.view import write_page
+
+    template = layout.templates()[Layout.parse_clip(clip)[0]]                                   # (V, 3)
+    basis = load_basis(CurveOptions(), len(template))
+    glbs = []
+    for label, folder in folders.items():
+        verts = np.load(folder / f"{clip}_condition_average.npy").reshape(-1, len(template), 3)   # (T30, V, 3)
+        curves = make_curves(verts, template, MOTION_FPS, basis, CurveOptions(), audio=layout.wav(clip).name)
+        glbs.append(out_dir / f"{clip}_{label}.glb")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_glb(glbs[-1], curves, template, layout.faces(), basis.targets, head_colors(len(template)))
+    return write_page(out_dir / f"{clip}.html", glbs, list(folders), layout.wav(clip))
 
 
 def comparison_video(layout: Layout, head, clip: str, folders: dict[str, Path], out: Path, size: int, fps: float,
