@@ -16,7 +16,7 @@ re-synthesised mesh from the vertex output and the curves' seconds of speech per
 Choose settings on ``--split val``; report test and unseen voices without changing them.
 
 Usage: .venv/bin/python benchmarks/arkit_routes.py --checkpoint runs/pipeline/actor/best.pt
-       [--split val] [--smooth 0 0.01 0.03 0.1 0.3] [--dataset data/synthetic] [--limit N] [--device cpu]
+       [--split val | --voices data/voices] [--smooth 0 0.01 0.03 0.1 0.3] [--dataset data/synthetic] [--limit N] [--device cpu]
 """
 
 from __future__ import annotations
@@ -44,14 +44,23 @@ def main() -> None:
     ap.add_argument("--dataset", help="corpus folder (default: the checkpoint's training corpus)")
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
     ap.add_argument("--smooth", type=float, nargs="+", default=[0.0, 0.01, 0.03, 0.1, 0.3])
-    ap.add_argument("--limit", type=int, default=0, help="first N clips only (0: all)")
+    ap.add_argument("--voices", help="a voice-set root (facerl data voices): every unseen voice source, pooled, "
+                                     "instead of --split")
+    ap.add_argument("--limit", type=int, default=0, help="first N clips of each dataset only (0: all)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
     actor, meta, ckpt = load_actor(args.checkpoint, args.device)
-    spec = spec_from_corpus(args.dataset or str(ckpt["config"]["dataset"]["root"]))
-    ds = VocaDataset(spec, args.split, with_phones=True)
-    regions = Regions.from_dict(ds.layout.regions(), str(ds.layout.regions_path))
+    if args.voices:
+        from facerl.eval.voices import voice_specs
+
+        datasets = [VocaDataset(spec, "test", with_phones=True) for spec in voice_specs(args.voices).values()]
+        where = f"unseen voices ({len(datasets)} sources of {args.voices})"
+    else:
+        spec = spec_from_corpus(args.dataset or str(ckpt["config"]["dataset"]["root"]))
+        datasets, where = [VocaDataset(spec, args.split, with_phones=True)], args.split
+    layout = datasets[0].layout
+    regions = Regions.from_dict(layout.regions(), str(layout.regions_path))
     lips = regions.lips
     basis = BlendshapeBasis.from_head()
     readout = None if actor.motion.is_identity else readout_matrix(actor.motion.basis.cpu().numpy(), basis)
@@ -60,9 +69,11 @@ def main() -> None:
     routes = ["vertices", *solvers, *(["read-out"] if readout is not None else [])]
     out = {r: {"pred": [], "seconds": 0.0, "dist_mm": 0.0} for r in routes}
     gts, templates, phones, speech_s = [], [], [], 0.0
-    n = len(ds) if args.limit <= 0 else min(args.limit, len(ds))
-    sub = torch.utils.data.Subset(ds, range(n))
-    for clips, batch, feats in tqdm(dataset_batches(actor, sub, args.device, 4), total=-(-n // 4), unit="batch"):
+    subsets = [torch.utils.data.Subset(ds, range(len(ds) if args.limit <= 0 else min(args.limit, len(ds))))
+               for ds in datasets]
+    n = sum(len(sub) for sub in subsets)
+    batches = (b for sub in subsets for b in dataset_batches(actor, sub, args.device, 4))
+    for clips, batch, feats in tqdm(batches, total=sum(-(-len(sub) // 4) for sub in subsets), unit="batch"):
         motion = generate_styles(actor, batch, [-1], feats=feats)[:, 0]                      # (B, T, K)
         for b, clip in enumerate(clips):
             t = len(clip.vertices)
@@ -88,7 +99,7 @@ def main() -> None:
                 _add(out["read-out"], basis.pose(curves.weights, template), verts)
 
     ref_lve = M.lip_vertex_error(out["vertices"]["pred"], gts, lips)
-    print(f"\n{n} {args.split} clips, {speech_s:.0f} s of speech; {args.checkpoint}; motion K={meta.motion_dim}"
+    print(f"\n{n} clips ({where}), {speech_s:.0f} s of speech; {args.checkpoint}; motion K={meta.motion_dim}"
           f"{'' if readout is not None else ' (no read-out: the motion basis is not inside the blendshape span)'}\n")
     print("| route | LVE (m²) | LVE vs vertices | MVE (mm) | jitter | closure % | max dist to vertices (mm) "
           "| real-time factor |")
@@ -104,6 +115,23 @@ def main() -> None:
         rtf = f"{speech_s / out[r]['seconds']:.0f}x" if out[r]["seconds"] > 0 else "-"
         dist = f"{out[r]['dist_mm']:.3f}" if r != "vertices" else "-"
         print(f"| {r} | {lve:.4e} | {100 * (lve / ref_lve - 1):+.2f} % | {mve:.4f} | {jit:.3f} | {closure} | {dist} | {rtf} |")
+    ten_seconds(out["vertices"]["pred"], templates[0], solvers)
+
+
+def ten_seconds(preds: list[np.ndarray], template: np.ndarray, solvers: dict, repeats: int = 7) -> None:
+    """Seconds to solve one 10 s animation (the first clips' vertex outputs joined to 300 frames): median and
+    range of ``repeats`` runs per setting, and the real-time factor of the median."""
+    clip = np.concatenate(preds)[:10 * MOTION_FPS]                                           # (300, V, 3)
+    print(f"\none 10 s animation ({len(clip)} frames), {repeats} runs each:")
+    for name, solver in solvers.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            solver.solve(clip, template, MOTION_FPS)
+            times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        print(f"  {name}: median {1000 * med:.1f} ms (min {1000 * min(times):.1f}, max {1000 * max(times):.1f}) = "
+              f"{len(clip) / MOTION_FPS / med:.0f}x real time")
 
 
 def _add(slot: dict, resynth: np.ndarray, verts: np.ndarray) -> None:

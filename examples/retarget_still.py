@@ -13,6 +13,7 @@ Usage: .venv/bin/python examples/retarget_still.py CURVES --dataset data/synthet
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from facerl.export.outputs import head_colors
 from facerl.export.solve import BlendshapeBasis
 from facerl.head.rig import load_head
 from facerl.render.renderer import Panel, render_still
+from facerl.utils.io import atomic_path
 
 
 def main() -> None:
@@ -41,6 +43,9 @@ def main() -> None:
     head, basis = load_head(), BlendshapeBasis.from_head()
     templates = Layout(Path(args.dataset)).templates()
     source = templates[args.source_template] if args.source_template else np.mean(list(templates.values()), 0)
+    unknown = [s for s in args.subject if s not in templates]
+    if unknown:
+        raise SystemExit(f"unknown --subject {', '.join(unknown)}; {args.dataset} has {', '.join(templates)}")
     faces_to_drive = [("solved on", source), *((s, templates[s]) for s in args.subject)]
     identity = np.random.default_rng(args.seed).choice([-0.45, 0.45], len(head.identity_basis))  # the corpus: U(-0.45, 0.45)
     faces_to_drive.append(("made-up identity", head.template(identity)))
@@ -49,16 +54,18 @@ def main() -> None:
     open_frame = int(np.argmax(curves.curve("jawOpen")))
     closed_frame = int(np.argmax(curves.curve("mouthClose") + curves.curve("mouthPressLeft")))
     rows = []
-    for frame, what in ((open_frame, "jawOpen"), (closed_frame, "bilabial")):
-        panels = [Panel(basis.pose(w[frame:frame + 1], tmpl), f"{name} | {what} f{frame}")
-                  for name, tmpl in faces_to_drive]
-        path = f"{args.out}.{what}.png"
-        render_still(panels, head.faces, path, size=args.size, vertex_colors=head_colors(head.n_vertices))
-        rows.append(Image.open(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        for frame, what in ((open_frame, "jawOpen"), (closed_frame, "bilabial")):
+            panels = [Panel(basis.pose(w[frame:frame + 1], tmpl), f"{name} | {what} f{frame}")
+                      for name, tmpl in faces_to_drive]
+            path = render_still(panels, head.faces, Path(tmp) / f"{what}.png", size=args.size,
+                                vertex_colors=head_colors(head.n_vertices))
+            rows.append(Image.open(path).convert("RGB"))
     sheet = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)))
     for i, row in enumerate(rows):
         sheet.paste(row, (0, i * rows[0].height))
-    sheet.save(args.out)
+    with atomic_path(args.out) as tmp_out:
+        sheet.save(tmp_out, format="PNG")
     print(f"wrote {args.out}: {len(faces_to_drive)} faces driven by one curve file, frames {open_frame} and "
           f"{closed_frame}")
 

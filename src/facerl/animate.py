@@ -15,10 +15,9 @@ from facerl.audio import SAMPLE_RATE, read_wav
 from facerl.errors import FacerlError
 from facerl.export.outputs import (
     CURVE_KINDS,
+    CurveMaker,
     CurveOptions,
     head_colors,
-    load_basis,
-    make_curves,
     output_kinds,
     write_curve_output,
 )
@@ -92,7 +91,10 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
     actor, meta, ckpt = load_actor(checkpoint, device)
     style_idx = meta.style_index(style)
     tmpl = resolve_template(template, meta, ckpt)
-    basis = load_basis(curve_options, meta.n_vertices) if CURVE_KINDS & set(kinds) else None
+    maker = None
+    if CURVE_KINDS & set(kinds):  # the basis and route are checked before the model runs
+        motion_basis = None if actor.motion.is_identity else actor.motion.basis.cpu().numpy()
+        maker = CurveMaker(curve_options, meta.n_vertices, motion_basis)
     audio = torch.from_numpy(read_wav(wav))
     if len(audio) < MIN_SECONDS * SAMPLE_RATE:
         raise FacerlError(f"{wav} lasts {len(audio) / SAMPLE_RATE:.3f} s; need at least {MIN_SECONDS} s of speech")
@@ -105,11 +107,8 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
     if not np.isfinite(verts).all():
         raise FacerlError(f"{checkpoint} produced NaN or inf vertices (a diverged checkpoint?); nothing written")
     faces = _faces(faces_path, meta) if {"mp4", "obj", "glb"} & set(kinds) else None
-    curves = None
-    if basis is not None:
-        motion_basis = None if actor.motion.is_identity else actor.motion.basis.cpu().numpy()
-        curves = make_curves(verts, tmpl.numpy().reshape(-1, 3), MOTION_FPS, basis, curve_options,
-                             audio=Path(wav).name, coefficients=motion[0].cpu().numpy(), motion_basis=motion_basis)
+    curves = None if maker is None else maker.curves(verts, tmpl.numpy().reshape(-1, 3), MOTION_FPS, Path(wav).name,
+                                                    motion[0].cpu().numpy())
     colors = head_colors(meta.n_vertices) if {"mp4", "glb"} & set(kinds) else None
     for out, kind in zip(outs, kinds):
         if kind == "npy":
@@ -117,7 +116,7 @@ def animate(wav: str, checkpoint: str, style: str, outs: list[str], template: st
         elif kind == "obj":
             write_obj_sequence(Path(out), verts, faces)
         elif kind in CURVE_KINDS:
-            write_curve_output(kind, out, curves, tmpl.numpy(), faces, basis, colors)
+            write_curve_output(kind, out, curves, tmpl.numpy(), faces, maker.basis, colors)
         else:
             from facerl.render.commands import check_render_config
             from facerl.render.renderer import Panel, render_video

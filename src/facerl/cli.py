@@ -420,9 +420,9 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> None:
     cfg = _cfg(extra)
     dataset = Path(args.dataset or str(cfg.dataset.root))
     out = Path(args.out_dir or f"{args.results.rstrip('/')}_arkit")
-    n = export_results(Path(args.results), dataset, out, args.format or ["csv", "json", "glb"],
-                       CurveOptions(args.arkit, args.smooth, args.basis))
-    print(f"wrote {n} sequences to {out} ({', '.join(args.format or ['csv', 'json', 'glb'])})")
+    formats = list(dict.fromkeys(args.format or ["csv", "json", "glb"]))
+    n = export_results(Path(args.results), dataset, out, formats, CurveOptions(args.arkit, args.smooth, args.basis))
+    print(f"wrote {n} sequences to {out} ({', '.join(formats)})")
 
 
 def cmd_view(args: argparse.Namespace, extra: list[str]) -> None:

@@ -308,20 +308,17 @@ def voices_table(cfg: DictConfig, spec: DatasetSpec, judge_dir: Path | None, dev
 def comparison_viewer(layout: Layout, clip: str, folders: dict[str, Path], out_dir: Path) -> Path:
     """Each method's ARKit curves of one clip (average style) as ``<clip>_<method>.glb`` and a self-contained
     viewer page ``<clip>.html`` playing them side by side with the clip's sound."""
-    from facerl.export.gltf import write_glb
-    from facerl.export.outputs import CurveOptions, head_colors, load_basis, make_curves
-    from facerl.models.audio import MOTION_FPS
+    from facerl.export.outputs import CurveMaker, CurveOptions, head_colors
+    from facerl.export.results import export_sequence
     from facerl.view import write_page
 
     template = layout.templates()[Layout.parse_clip(clip)[0]]                                   # (V, 3)
-    basis = load_basis(CurveOptions(), len(template))
-    glbs = []
-    for label, folder in folders.items():
+    maker, faces, colors = CurveMaker(CurveOptions(), len(template)), layout.faces(), head_colors(len(template))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    glbs = [out_dir / f"{clip}_{label}.glb" for label in folders]
+    for glb, folder in zip(glbs, folders.values()):
         verts = np.load(folder / f"{clip}_condition_average.npy").reshape(-1, len(template), 3)   # (T30, V, 3)
-        curves = make_curves(verts, template, MOTION_FPS, basis, CurveOptions(), audio=layout.wav(clip).name)
-        glbs.append(out_dir / f"{clip}_{label}.glb")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_glb(glbs[-1], curves, template, layout.faces(), basis.targets, head_colors(len(template)))
+        export_sequence(verts, template, maker, [str(glb)], faces, colors, audio=layout.wav(clip).name)
     return write_page(out_dir / f"{clip}.html", glbs, list(folders), layout.wav(clip))
 
 

@@ -49,7 +49,7 @@ def test_export_recovers_the_ground_truth_curves_of_a_results_folder(tiny_corpus
                  "--smooth", "0", "--out-dir", str(tmp_path / "out")]) == 0
     curves = read_curves_json(tmp_path / "out" / f"{clip}_condition_someone.json")
     truth = np.load(layout.blendshapes(clip))[::2]                                  # (T, 52) the corpus's own
-    assert np.abs(curves.weights - truth).max() < 2e-3
+    assert np.abs(curves.weights - truth).max() < 5e-3                             # the solver tolerance
     assert (tmp_path / "out" / f"{clip}_condition_someone.csv").is_file()
 
 
@@ -63,16 +63,28 @@ def test_export_and_basis_mistakes_are_one_line_errors(tiny_corpus, tmp_path, ca
         load_basis(CurveOptions(), n_vertices=5023)                                # FLAME without a basis
     with pytest.raises(FacerlError, match="--arkit must be one of"):
         CurveOptions(route="magic")
+    for bad in ("-1", "nan"):
+        assert main(["export", str(tmp_path / "empty"), "--dataset", str(tiny_corpus), "--smooth", bad]) == 2
+        assert "--smooth must be a number >= 0" in capsys.readouterr().err
+    clip = Layout(tiny_corpus).clips()[0]
+    np.save(tmp_path / "empty" / f"{clip}_condition_x.npy", np.zeros((0, 4784 * 3), np.float32))
+    assert main(["export", str(tmp_path / "empty"), "--dataset", str(tiny_corpus), "--out-dir",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{clip}_condition_x.npy" in err and "expected (T > 0" in err and "Traceback" not in err
 
 
 def test_animate_glb_carries_the_same_curves_and_opens_in_the_viewer_page(tiny_corpus, tiny_actor_run, tmp_path,
                                                                            capsys):
     from facerl.export.gltf import read_glb_animation
+    from tests.export.test_gltf import validate
 
     wav = min((tiny_corpus / "wav").glob("*.wav"))
     ckpt = tiny_actor_run / "actor" / "best.pt"
-    assert main(["animate", str(wav), "--checkpoint", str(ckpt), "--device", "cpu",
-                 "--out", str(tmp_path / "a.glb"), "--out", str(tmp_path / "a.json")]) == 0
+    outs = [tmp_path / f"a.{suffix}" for suffix in ("csv", "glb", "json", "mp4")]   # the issue's command
+    assert main(["animate", str(wav), "--checkpoint", str(ckpt), "--device", "cpu", "render.size=96",
+                 *(x for o in outs for x in ("--out", str(o)))]) == 0
+    assert all(o.stat().st_size > 0 for o in outs)
     glb = read_glb_animation(tmp_path / "a.glb")
     curves = read_curves_json(tmp_path / "a.json")
     assert glb["n_vertices"] == 4784 and list(glb["names"]) == list(curves.names)
@@ -84,3 +96,7 @@ def test_animate_glb_carries_the_same_curves_and_opens_in_the_viewer_page(tiny_c
     assert page.stat().st_size > (tmp_path / "a.glb").stat().st_size      # both GLBs and the wav inside
     assert main(["view", str(tmp_path / "a.json"), "--write", str(tmp_path / "x.html"), "--no-browser"]) == 2
     assert not (tmp_path / "x.html").exists()
+    assert main(["view", str(tmp_path / "a.glb"), "--port", "70000", "--no-browser"]) == 2
+    assert "--port must be 0-65535" in capsys.readouterr().err
+    issues = validate(tmp_path / "a.glb")["issues"]                                 # skips without node
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]

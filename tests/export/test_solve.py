@@ -31,7 +31,7 @@ def test_recovers_the_curves_that_made_the_motion_on_our_head():
     verts = basis.pose(weights, template)                                           # (T, V, 3)
     curves = solve_curves(verts, template, fps=30.0, smooth=0.0, audio="a.wav")
     assert curves.weights.shape == (40, 52) and curves.fps == 30.0 and curves.audio == "a.wav"
-    assert np.abs(curves.weights - weights).max() < 2e-3
+    assert np.abs(curves.weights - weights).max() < 5e-3                           # at the default tolerance
     assert np.abs(basis.pose(curves.weights, template) - verts).max() < 1e-5      # metres: 0.01 mm
 
 
@@ -40,7 +40,7 @@ def test_bounded_solution_matches_a_per_frame_bounded_least_squares():
     basis = tiny_basis(rng)
     weights = rng.uniform(-0.6, 1.6, (6, 52))                                       # far outside [0, 1]
     verts = basis.pose(weights) + 1e-4 * rng.standard_normal((6, 30, 3))
-    got = CurveSolver(basis, smooth=0.0, steps=3000).solve(verts, basis.neutral, 30.0).weights
+    got = CurveSolver(basis, smooth=0.0, steps=20000, tol=1e-8).solve(verts, basis.neutral, 30.0).weights
     b = basis.targets.reshape(52, -1).T.astype(np.float64)                          # (P, K)
     d = (verts - basis.neutral).reshape(6, -1)
     ref = np.stack([lsq_linear(b, d[t], bounds=(0, 1), tol=1e-12).x for t in range(6)])
@@ -53,7 +53,7 @@ def test_smoothness_minimises_the_documented_objective():
     basis = tiny_basis(rng, v=20)                                                  # P = 60 >= K: strictly convex
     verts = basis.pose(rng.uniform(0, 1, (7, 52))) + 3e-4 * rng.standard_normal((7, 20, 3))
     smooth = 0.5
-    solver = CurveSolver(basis, smooth=smooth, steps=4000)
+    solver = CurveSolver(basis, smooth=smooth, steps=20000, tol=1e-8)
     got = solver.solve(verts, basis.neutral, 30.0).weights.astype(np.float64)
     b = basis.targets.reshape(52, -1).astype(np.float64)                             # (K, P)
     d = (verts - basis.neutral).reshape(7, -1)
@@ -72,7 +72,7 @@ def test_smoothness_minimises_the_documented_objective():
                    options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12}).x.reshape(7, 52)
     assert objective(got.ravel())[0] <= objective(ref.ravel())[0] * (1 + 1e-4)
     assert np.abs(got - ref).max() < 5e-3
-    rough = CurveSolver(basis, smooth=0.0, steps=4000).solve(verts, basis.neutral, 30.0).weights
+    rough = CurveSolver(basis, smooth=0.0, steps=20000, tol=1e-8).solve(verts, basis.neutral, 30.0).weights
     assert (np.diff(got, axis=0) ** 2).sum() < 0.5 * (np.diff(rough, axis=0) ** 2).sum()
 
 
@@ -104,8 +104,9 @@ def test_bad_animations_are_one_line_errors():
     bad[2, 3, 1] = np.nan
     with pytest.raises(FacerlError, match="NaN"):
         solver.solve(bad, basis.neutral, 30.0)
-    with pytest.raises(FacerlError, match="smooth >= 0"):
-        CurveSolver(basis, smooth=-1)
+    for smooth in (-1, float("nan"), float("inf")):
+        with pytest.raises(FacerlError, match="0 <= smooth < inf"):
+            CurveSolver(basis, smooth=smooth)
 
 
 def test_readout_maps_motion_coefficients_inside_the_span_and_refuses_others():
@@ -120,3 +121,21 @@ def test_readout_maps_motion_coefficients_inside_the_span_and_refuses_others():
     outside = motion_basis + 1e-2 * np.abs(motion_basis).max() * rng.standard_normal(motion_basis.shape)
     assert readout_matrix(outside, basis) is None
     assert readout_matrix(np.zeros((0, b.shape[1])), basis) is None
+
+
+def test_overshooting_motion_on_our_head_converges_to_the_bounded_optimum():
+    """Other methods' outputs overshoot the rig: many bounds active at once (the slow case for ADMM)."""
+    rng = np.random.default_rng(6)
+    basis = BlendshapeBasis.from_head()
+    weights = rng.uniform(-0.5, 1.5, (60, 52))
+    verts = basis.pose(weights) + 5e-4 * rng.standard_normal((60, basis.n_vertices, 3))
+    solver = CurveSolver(basis, smooth=0.0)
+    got = solver.solve(verts, basis.neutral, 30.0).weights.astype(np.float64)
+    assert solver.last_steps < solver.steps                                        # stopped by the tolerance
+    b = basis.targets.reshape(52, -1).T.astype(np.float64)                          # (P, K)
+    d = (verts - basis.neutral).reshape(60, -1).astype(np.float64)
+    frames = [0, 17, 59]
+    ref = np.stack([lsq_linear(b, d[t], bounds=(0, 1), tol=1e-10).x for t in frames])
+    residual = np.linalg.norm(got[frames] @ b.T - d[frames], axis=1)
+    assert np.all(residual <= np.linalg.norm(ref @ b.T - d[frames], axis=1) * 1.001)
+    assert np.abs(got[frames] - ref).max() < 0.02

@@ -138,9 +138,12 @@ def test_two_glbs_side_by_side_with_embedded_audio(tmp_path, browser, glbs, head
     browser.wait_for("window.facerl.frame === 15")
     assert browser.evaluate("facerl.audio.currentTime") == pytest.approx(0.5, abs=1e-3)
 
-    # playing: the audio clock drives the frame
-    browser.evaluate("document.getElementById('play').click()")
-    browser.wait_for("facerl.audio.currentTime > 0.6 || facerl.audio.ended", timeout=10)
+    # playing: the audio clock drives the frame. At half speed a wall-clock driver would run ahead of the sound:
+    # after ~0.4 s of wall time the sound is ~0.2 s on, a wall clock ~0.4 s.
+    browser.evaluate("facerl.audio.playbackRate = 0.5; document.getElementById('play').click()")
+    browser.wait_for("facerl.audio.currentTime > 0.7 || facerl.audio.ended", timeout=10)
+    lag, playing = browser.evaluate("[Math.abs(facerl.time - facerl.audio.currentTime), !facerl.audio.paused]")
+    assert playing and lag < 2.0 / FPS                                     # measured while it plays
     browser.evaluate("document.getElementById('play').click()")  # pause
     t, frame, paused, error = browser.evaluate("[facerl.audio.currentTime, facerl.frame, facerl.audio.paused, "
                                                "facerl.audioError || null]")

@@ -35,7 +35,7 @@ import numpy as np
 
 from facerl.errors import FacerlError
 from facerl.head.arkit import ARKIT_INDEX, ARKIT_NAMES, N_ARKIT
-from facerl.utils.io import atomic_path, existing_file
+from facerl.utils.io import existing_file, save_text
 
 # the app's 52 shape columns, in its order (PascalCase of ARKit's names)
 LIVELINK_SHAPES: tuple[str, ...] = (
@@ -167,15 +167,6 @@ def _format_timecode(millis: int, fps: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- writers
 
-def _save_text(path: str | os.PathLike, text: str) -> None:
-    """Atomic write (temp + rename); any OS error becomes one line and leaves no temp file behind."""
-    try:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise FacerlError(f"cannot write {path} ({exc.strerror or exc})") from None
-
-
 def write_livelink_csv(curves: ArkitCurves, path: str | os.PathLike, start_timecode: int | str = 0) -> None:
     """Write ``curves`` as a Live Link Face CSV (what the iPhone app records; Unreal's LiveLinkFaceImporter,
     Blender and Maya importers read it). One row per frame with the timecode at ``curves.fps`` — facerl's
@@ -194,7 +185,7 @@ def write_livelink_csv(curves: ArkitCurves, path: str | os.PathLike, start_timec
     for t, row in enumerate(app):
         values = ",".join(f"{v:.{DECIMALS}f}" for v in row)
         lines.append(f"{_format_timecode(start + 1000 * t, fps)},{LIVELINK_COUNT},{values}{tail}")
-    _save_text(path, "\n".join(lines) + "\n")
+    save_text(path, "\n".join(lines) + "\n")
 
 
 def write_curves_json(curves: ArkitCurves, path: str | os.PathLike) -> None:
@@ -204,7 +195,7 @@ def write_curves_json(curves: ArkitCurves, path: str | os.PathLike) -> None:
             "audio": curves.audio, "n_frames": curves.n_frames}
     rows = np.round(curves.weights.astype(np.float64), DECIMALS).tolist()  # (T, K)
     body = ",\n  ".join(json.dumps(r) for r in rows)
-    _save_text(path, json.dumps(head, indent=1)[:-2] + f',\n "weights": [\n  {body}\n ]\n}}\n')
+    save_text(path, json.dumps(head, indent=1)[:-2] + f',\n "weights": [\n  {body}\n ]\n}}\n')
 
 
 # ---------------------------------------------------------------------------------------------- readers

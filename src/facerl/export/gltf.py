@@ -171,7 +171,7 @@ def write_glb(path: str | os.PathLike, curves: Any, neutral: np.ndarray, faces: 
 
     material = gl.Material(name="skin", pbrMetallicRoughness=gl.PbrMetallicRoughness(
         baseColorFactor=[1.0, 1.0, 1.0, 1.0] if colors is not None else [0.72, 0.45, 0.34, 1.0],
-        metallicFactor=0.0, roughnessFactor=0.6))
+        metallicFactor=0.0, roughnessFactor=0.6), doubleSided=True)  # the head is open at the neck and mouth
     doc.materials.append(material)
     doc.meshes.append(gl.Mesh(name="head", weights=[0.0] * len(names), extras={"targetNames": list(names)},
                               primitives=[gl.Primitive(attributes=attrs, indices=indices, material=0,
@@ -245,8 +245,14 @@ def read_glb_animation(path: str | os.PathLike) -> dict:
     if channel is None or K == 0:
         raise FacerlError(f"{path}: the first animation has no morph-weights channel")
     sampler = doc.animations[0].samplers[channel.sampler]
+    if (sampler.interpolation or gl.ANIM_LINEAR) not in (gl.ANIM_LINEAR, gl.ANIM_STEP):
+        raise FacerlError(f"{path}: {sampler.interpolation} keyframes (in/out tangents) are not read; "
+                          "facerl reads LINEAR or STEP weights")
     times = read_accessor(doc, blob, sampler.input)[:, 0].astype(np.float32)  # (T,)
-    weights = read_accessor(doc, blob, sampler.output).reshape(len(times), -1).astype(np.float32)  # (T, K)
+    values = read_accessor(doc, blob, sampler.output)
+    if values.size != len(times) * K:
+        raise FacerlError(f"{path}: {values.size} weights for {len(times)} keyframes x {K} targets")
+    weights = values.reshape(len(times), K).astype(np.float32)  # (T, K)
     extras = doc.animations[0].extras or {}
     return {"names": names or [f"target{k}" for k in range(K)], "times": times, "weights": weights,
             "n_vertices": doc.accessors[mesh.primitives[0].attributes.POSITION].count,

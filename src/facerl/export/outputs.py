@@ -9,6 +9,7 @@ Dimensions: T frames (30 fps), V vertices, K blendshapes (52).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class CurveOptions:
     def __post_init__(self):
         if self.route not in ROUTES:
             raise FacerlError(f"--arkit must be one of {', '.join(ROUTES)}, got {self.route!r}")
+        if self.smooth is not None and not 0 <= self.smooth < math.inf:
+            raise FacerlError(f"--smooth must be a number >= 0, got {self.smooth}")
 
 
 def load_basis(options: CurveOptions, n_vertices: int):
@@ -68,21 +71,33 @@ def load_basis(options: CurveOptions, n_vertices: int):
     return basis
 
 
-def make_curves(vertices: np.ndarray, template: np.ndarray, fps: float, basis, options: CurveOptions,
-                audio: str | None = None, coefficients: np.ndarray | None = None, motion_basis=None):
-    """ARKit curves of vertices (T, V, 3) of the face ``template`` (V, 3); the read-out route also needs the
-    actor's ``coefficients`` (T, K_m) and ``motion_basis`` (K_m, V*3)."""
-    from facerl.export.curves import ArkitCurves
-    from facerl.export.solve import DEFAULT_SMOOTH, CurveSolver, readout_matrix
+class CurveMaker:
+    """ARKit curves for many animations of one topology, everything checked and set up once (before any model
+    runs): the basis, and the solver (route solve) or the read-out matrix of the actor's ``motion_basis``
+    (K_m, V*3) (route readout)."""
 
-    if options.route == "readout":
-        readout = None if motion_basis is None else readout_matrix(motion_basis, basis)
-        if readout is None or coefficients is None:
-            raise FacerlError("--arkit readout needs an actor whose motion space lies in the blendshape span "
-                              "(a PCA basis trained on this head); use --arkit solve")
-        return ArkitCurves.clipped(coefficients @ readout, fps, audio)
-    smooth = DEFAULT_SMOOTH if options.smooth is None else options.smooth
-    return CurveSolver(basis, smooth).solve(vertices, template, fps, audio)
+    def __init__(self, options: CurveOptions, n_vertices: int, motion_basis: np.ndarray | None = None) -> None:
+        from facerl.export.solve import DEFAULT_SMOOTH, CurveSolver, readout_matrix
+
+        self.basis = load_basis(options, n_vertices)
+        self.solver = self.readout = None
+        if options.route == "readout":
+            self.readout = None if motion_basis is None else readout_matrix(motion_basis, self.basis)
+            if self.readout is None:
+                raise FacerlError("--arkit readout needs an actor whose motion space lies in the blendshape span "
+                                  "(a PCA basis trained on this head); use --arkit solve")
+        else:
+            self.solver = CurveSolver(self.basis, DEFAULT_SMOOTH if options.smooth is None else options.smooth)
+
+    def curves(self, vertices: np.ndarray, template: np.ndarray, fps: float, audio: str | None = None,
+               coefficients: np.ndarray | None = None):
+        """Curves of vertices (T, V, 3) of the face ``template`` (V, 3); the read-out uses ``coefficients``
+        (T, K_m) of the actor's motion instead."""
+        from facerl.export.curves import ArkitCurves
+
+        if self.readout is not None:
+            return ArkitCurves.clipped(coefficients @ self.readout, fps, audio)
+        return self.solver.solve(vertices, template, fps, audio)
 
 
 def head_colors(n_vertices: int) -> np.ndarray | None:

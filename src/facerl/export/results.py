@@ -17,10 +17,9 @@ from facerl.data.layout import Layout
 from facerl.errors import FacerlError
 from facerl.export.outputs import (
     CURVE_KINDS,
+    CurveMaker,
     CurveOptions,
     head_colors,
-    load_basis,
-    make_curves,
     write_curve_output,
 )
 from facerl.models.audio import MOTION_FPS
@@ -35,6 +34,7 @@ def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[st
     options = options or CurveOptions()
     if options.route != "solve":
         raise FacerlError("facerl export solves curves from vertices; --arkit readout needs the actor (animate)")
+    formats = list(dict.fromkeys(formats))
     bad = sorted(set(formats) - CURVE_KINDS)
     if bad or not formats:
         raise FacerlError(f"--format must be csv, json or glb (got {', '.join(bad) or 'none'})")
@@ -46,11 +46,12 @@ def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[st
     layout = Layout(dataset)
     if not layout.templates_path.is_file():
         raise FacerlError(f"no {layout.templates_path}: pass --dataset, the corpus the results were made on")
-    templates, faces = layout.templates(), layout.faces()
+    templates = layout.templates()
+    faces = layout.faces() if "glb" in formats else None
     if "glb" in formats and faces is None:
         raise FacerlError(f"a .glb needs the mesh triangles, and {dataset} has no faces.npy")
     n_vertices = next(iter(templates.values())).shape[0]
-    basis = load_basis(options, n_vertices)
+    maker = CurveMaker(options, n_vertices)
     colors = head_colors(n_vertices)
     check_writable(out_dir)
     for path in tqdm(files, desc="export", unit="sequence"):
@@ -59,12 +60,23 @@ def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[st
         if subject not in templates:
             raise FacerlError(f"{path.name}: no template of {subject!r} in {layout.templates_path}")
         template = templates[subject]                                                         # (V, 3)
-        verts = load_npy(path, "result").astype(np.float32)
-        if verts.ndim != 2 or verts.shape[1] != template.size:
-            raise FacerlError(f"{path}: shape {verts.shape}, expected (T, {template.size}) for {subject}")
-        curves = make_curves(verts.reshape(len(verts), -1, 3), template, MOTION_FPS, basis, options,
-                             audio=layout.wav(clip).name)
-        for kind in formats:
-            write_curve_output(kind, str(out_dir / f"{path.stem}.{kind}"), curves, template, faces, basis, colors)
+        verts = load_npy(path, "result")
+        if verts.ndim != 2 or verts.shape[1] != template.size or len(verts) == 0 or verts.dtype.kind not in "fiu":
+            raise FacerlError(f"{path}: shape {verts.shape} ({verts.dtype}), expected (T > 0, {template.size}) "
+                              f"numbers for {subject}")
+        try:
+            export_sequence(verts.astype(np.float32).reshape(len(verts), -1, 3), template, maker,
+                            [str(out_dir / f"{path.stem}.{kind}") for kind in formats], faces, colors,
+                            audio=layout.wav(clip).name)
+        except FacerlError as exc:
+            raise FacerlError(f"{path.name}: {exc}") from None
     return len(files)
 
+
+def export_sequence(vertices: np.ndarray, template: np.ndarray, maker: CurveMaker, outs: list[str],
+                    faces: np.ndarray | None, colors: np.ndarray | None, audio: str | None = None) -> None:
+    """Solve the curves of one animation (T, V, 3) of the face ``template`` (V, 3) and write each of ``outs``
+    (.csv / .json / .glb, by suffix)."""
+    curves = maker.curves(vertices, template, MOTION_FPS, audio)
+    for out in outs:
+        write_curve_output(Path(out).suffix[1:].lower(), out, curves, template, faces, maker.basis, colors)

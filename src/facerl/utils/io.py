@@ -179,5 +179,9 @@ def save_pickle(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    """Atomic UTF-8 write with ``\n`` line ends (temp + rename); an OS error becomes one line, no temp file left."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise FacerlError(f"cannot write {path} ({exc.strerror or exc})") from None

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from facerl.errors import FacerlError
-from facerl.utils.io import atomic_path, existing_file
+from facerl.utils.io import existing_file, save_text
 
 AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg",
                ".flac": "audio/flac", ".m4a": "audio/mp4", ".opus": "audio/ogg"}
@@ -75,6 +75,5 @@ def write_page(path: str | os.PathLike, glbs: Sequence[str | os.PathLike], label
                audio: str | os.PathLike | None = None) -> Path:
     """Write the self-contained viewer page atomically; returns its path."""
     html = build_page(glbs, labels, audio)
-    with atomic_path(path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    save_text(path, html)
     return Path(path)

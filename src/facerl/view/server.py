@@ -34,6 +34,8 @@ def _handler(page: bytes) -> type[http.server.BaseHTTPRequestHandler]:
 def start_server(html: str, port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Serve ``html`` at http://127.0.0.1:PORT/ from a daemon thread (port 0: a free one); returns (server, url).
     Stop it with ``server.shutdown(); server.server_close()``."""
+    if not 0 <= port <= 65535:
+        raise FacerlError(f"--port must be 0-65535 (0 picks a free one), got {port}")
     try:
         server = http.server.ThreadingHTTPServer((HOST, port), _handler(html.encode("utf-8")))
     except OSError as exc:
