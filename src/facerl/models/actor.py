@@ -286,13 +286,15 @@ class Actor(nn.Module):
     # ---- generation ---------------------------------------------------------------------------------------
     def generate(self, audio_feats: torch.Tensor, style: torch.Tensor, n_frames: int | None = None,
                  stochastic: bool = False, cache: bool = True, generator: torch.Generator | None = None,
-                 noise: torch.Tensor | None = None) -> Rollout:
+                 noise: torch.Tensor | None = None, window: int | None = None) -> Rollout:
         """Autoregressive generation: the one routine behind inference, evaluation and RL rollouts.
 
         audio_feats (B, T, Da) from :meth:`encode_audio`; style (B,) indices (-1: average style).
         ``stochastic`` feeds back samples of the policy instead of its means. ``cache=False`` runs
         the plain full-prefix loop (FaceFormer's), kept as the reference the cache must equal. ``noise``
         (B, T, K) standard-normal draws to use instead of fresh ones (RL's antithetic or smooth exploration).
+        ``window``: each frame attends to the last ``window`` frames only (bounded memory for live streams,
+        see :mod:`facerl.stream`; None: the whole past, as trained).
         Gradients flow if enabled (autoregressive training); wrap in ``torch.no_grad`` otherwise.
         """
         b, t = audio_feats.shape[0], n_frames or audio_feats.shape[1]
@@ -302,7 +304,9 @@ class Actor(nn.Module):
         prev = audio_feats.new_zeros(b, 1, self.motion.dim)                 # frame -1: no motion
         emitted, means = [], []
         std = self.log_std.exp()
-        step = _CachedSteps(self, b, t, audio_feats.device) if cache else None
+        if window is not None and not cache:
+            raise ValueError("a decoder window needs the cache")
+        step = _CachedSteps(self, b, t, audio_feats.device, window) if cache else None
         for i in range(t):
             if step is not None:
                 mean = step(prev, style_emb, memory, i, n_audio)                   # prev: frame i-1 only
@@ -333,37 +337,61 @@ class _CachedSteps:
     positional encodings and aligned audio keys are read from tables made once per generation.
     """
 
-    def __init__(self, actor: Actor, batch: int, n_frames: int, device) -> None:
+    def __init__(self, actor: Actor, batch: int, n_frames: int | None, device, window: int | None = None) -> None:
         cfg = actor.cfg
-        self.actor, self.in_place = actor, not torch.is_grad_enabled()
+        if window is not None and window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if n_frames is None and window is None:
+            raise ValueError("an open-ended generation (a stream) needs a window")
+        self.actor, self.in_place, self.window = actor, not torch.is_grad_enabled(), window
+        # The cache holds `capacity` frames; a windowed one, when full, moves its last window - 1 frames to the
+        # front (one copy per `capacity - window + 1` frames), so keys always stay in time order.
+        self.capacity = n_frames if window is None else (2 * window if n_frames is None else min(n_frames, 2 * window))
+        self.offset = 0                                                # frame index of cache slot 0
         self.pe = periodic_encoding(torch.arange(cfg.period, device=device), cfg.width, cfg.period)  # (P, D)
-        self.dist_bias = distance_bias(n_frames, actor.slopes.to(device), cfg.period)                # (H, T)
-        shape = (batch, cfg.heads, n_frames, cfg.width // cfg.heads)
+        span = n_frames if window is None else window
+        self.dist_bias = distance_bias(span, actor.slopes.to(device), cfg.period)                   # (H, span)
+        shape = (batch, cfg.heads, self.capacity, cfg.width // cfg.heads)
         self.cross_out: list[torch.Tensor] | None = None   # per layer (B, Na, D), set on the first step
         self.kv = [(torch.empty(shape, device=device), torch.empty(shape, device=device)) if self.in_place
                    else None for _ in actor.layers]
 
-    def __call__(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, i: int, n_audio: int) -> torch.Tensor:
-        """Frame i-1's motion (B, 1, K) -> frame i's mean (B, 1, K)."""
+    def cross_outputs(self, memory) -> list[torch.Tensor]:
+        """Per layer (B, Na, D): each frame attends to exactly one audio key, whose softmax weight is 1 whatever
+        the query, so the cross-attention output of every frame is the projected value of its audio frame."""
+        return [layer.cross_attn.merge(mem_v) for layer, (_, mem_v) in zip(self.actor.layers, memory)]
+
+    def __call__(self, prev: torch.Tensor, style_emb: torch.Tensor, memory, i: int, n_audio: int,
+                 cross: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Frame i-1's motion (B, 1, K) -> frame i's mean (B, 1, K). ``cross``: this frame's cross-attention
+        outputs (per layer (B, 1, D)) when the audio arrives frame by frame (a stream; ``memory`` unused)."""
         actor = self.actor
         x = actor._tokens(prev, style_emb, i, self.pe[i % actor.cfg.period][None])        # (B, 1, D)
-        self_bias = self.dist_bias[:, : i + 1].flip(-1)[None, :, None]                   # (1, H, 1, i+1)
+        lo = 0 if self.window is None else max(0, i + 1 - self.window)                     # first key frame
+        self_bias = self.dist_bias[:, : i + 1 - lo].flip(-1)[None, :, None]               # (1, H, 1, i+1-lo)
         a = aligned_audio_frame(i, n_audio)
-        if self.cross_out is None and not actor.training:
-            # Each frame attends to exactly one audio key, whose softmax weight is 1 whatever the query:
-            # the cross-attention output of every frame is the projected value of its audio frame.
-            self.cross_out = [layer.cross_attn.merge(mem_v) for layer, (_, mem_v) in zip(actor.layers, memory)]
-        for j, (layer, (mem_k, mem_v)) in enumerate(zip(actor.layers, memory)):
+        if cross is None and self.cross_out is None and not actor.training:
+            self.cross_out = self.cross_outputs(memory)
+        if self.in_place and i - self.offset == self.capacity:                             # full: keep the window
+            keep = self.window - 1
+            for ck, cv in self.kv:
+                ck[:, :, :keep], cv[:, :, :keep] = ck[:, :, -keep:].clone(), cv[:, :, -keep:].clone()
+            self.offset = i - keep
+        for j, (layer, (mem_k, mem_v)) in enumerate(zip(actor.layers, memory or [(None, None)] * len(actor.layers))):
             k, v = layer.self_attn.keys_values(x)                                         # (B, H, 1, D/H)
             if self.in_place:
                 ck, cv = self.kv[j]
-                ck[:, :, i: i + 1], cv[:, :, i: i + 1] = k, v
-                k, v = ck[:, :, : i + 1], cv[:, :, : i + 1]
+                s = i - self.offset
+                ck[:, :, s: s + 1], cv[:, :, s: s + 1] = k, v
+                k, v = ck[:, :, lo - self.offset: s + 1], cv[:, :, lo - self.offset: s + 1]
             else:
                 if self.kv[j] is not None:
                     k, v = torch.cat([self.kv[j][0], k], 2), torch.cat([self.kv[j][1], v], 2)
                 self.kv[j] = (k, v)
-            if self.cross_out is not None:
+                k, v = k[:, :, lo:], v[:, :, lo:]
+            if cross is not None:
+                x = layer(x, (k, v), self_bias, cross_out=cross[j])
+            elif self.cross_out is not None:
                 x = layer(x, (k, v), self_bias, cross_out=self.cross_out[j][:, a: a + 1])
             else:
                 x = layer(x, (k, v), self_bias, (mem_k[:, :, a: a + 1], mem_v[:, :, a: a + 1]), None)

@@ -31,7 +31,8 @@ MOTION_FPS = 30
 class AudioEncoderConfig:
     """Which audio encoder the actor uses and how big it is."""
 
-    kind: str = "mel"          # mel (trained from scratch) | wav2vec2 | hubert (Hugging Face) | whisper (frozen)
+    kind: str = "mel"          # mel (trained from scratch) | stream (mel with bounded look-ahead, for live audio;
+    #                            extra.lookahead_ms, extra.context_ms) | wav2vec2 | hubert | whisper (frozen)
     width: int = 128           # mel: feature width D of the conv/transformer encoder
     layers: int = 2            # mel: transformer encoder layers after the conv front end
     heads: int = 4             # mel: attention heads
@@ -167,6 +168,10 @@ def build_audio_encoder(cfg: AudioEncoderConfig, hf_config: dict | None = None) 
         from facerl.models.whisper import WhisperEncoder
 
         return WhisperEncoder(cfg)
+    if cfg.kind == "stream":
+        from facerl.models.streaming import StreamingMelEncoder
+
+        return StreamingMelEncoder(cfg)
     from facerl.errors import FacerlError
 
-    raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, wav2vec2, hubert or whisper)")
+    raise FacerlError(f"unknown audio encoder {cfg.kind!r} (expected mel, stream, wav2vec2, hubert or whisper)")

@@ -226,7 +226,7 @@ def train_supervised(cfg: DictConfig) -> Path:
             print(f"resuming {last_path} at epoch {first_epoch} (step {step}, best val LVE {best['lve']:.3e})")
     model = TrainStep(actor, tc.mode, tc.input_noise, tc.passes, tc.sampling_prob)
     # A fine-tuned Hugging Face encoder skips layers at random (LayerDrop): DDP must expect unused parameters.
-    fine_tuned_hf = mc.audio.kind != "mel" and not actor.audio_encoder.frozen
+    fine_tuned_hf = mc.audio.kind not in ("mel", "stream") and not actor.audio_encoder.frozen
     ddp = DistributedDataParallel(model, find_unused_parameters=fine_tuned_hf) if ctx.enabled else model
     cache = None
     if actor.audio_encoder.frozen:
