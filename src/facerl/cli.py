@@ -432,6 +432,13 @@ def cmd_view(args: argparse.Namespace, extra: list[str]) -> None:
     view_main(glbs, args.label, args.audio, args.write, args.port, open_browser=not args.no_browser)
 
 
+def cmd_serve(args: argparse.Namespace, extra: list[str]) -> None:
+    from facerl.stream.server import serve_main
+
+    _cfg(extra)  # validates overrides
+    serve_main(args)
+
+
 def cmd_pipeline(args: argparse.Namespace, extra: list[str]) -> None:
     from facerl.pipeline import run_pipeline
 
@@ -671,6 +678,25 @@ def build_parser() -> argparse.ArgumentParser:
     vw.add_argument("--port", type=int, default=0, help="local port (default: a free one)")
     vw.add_argument("--no-browser", action="store_true", help="do not open a browser")
     vw.set_defaults(func=cmd_view)
+
+    sv = sub.add_parser("serve", formatter_class=fmt, epilog=EPILOG,
+                        help="stream live speech over a WebSocket -> 30 fps ARKit frames, with a microphone page",
+                        description="Serves a streaming actor (facerl train experiment=stream): PCM16 16 kHz mono in "
+                                    "over ws://HOST:PORT/ws, ARKit frames (JSON or compact binary) out, one stream per "
+                                    "connection (protocol: facerl/stream/protocol.py), and the live page at "
+                                    "http://HOST:PORT/ (microphone -> animated head). Binds to 127.0.0.1; Ctrl-C closes "
+                                    "every stream cleanly, e.g. `facerl serve runs/stream/actor/best.pt`.")
+    sv.add_argument("checkpoint", help="a streaming actor checkpoint (runs/stream/actor/best.pt)")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; any other is reachable "
+                    "from other machines without authentication: a warning is printed)")
+    sv.add_argument("--port", type=int, default=8765,
+                    help="port of the WebSocket and the page (default 8765; 0: a free one)")
+    sv.add_argument("--style", default="average", help="speaking style: a training speaker's name or 'average' (default)")
+    sv.add_argument("--max-clients", type=int_at_least(1), default=16, help="concurrent streams (default 16)")
+    sv.add_argument("--allow-origin", action="append", metavar="ORIGIN", help="a web page origin (e.g. "
+                    "http://localhost:3000) allowed to connect besides the server's own page; repeatable; '*': any")
+    sv.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    sv.set_defaults(func=cmd_serve)
 
     from facerl.reward.score_command import (
         add_score_parser,  # no torch at import: help stays fast

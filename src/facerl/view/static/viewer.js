@@ -283,6 +283,12 @@
     window.facerlReady = api.ready = true;
     document.title = `facerl ready frame=${api.frame}`;
   }
+  api.show = (vi, weights) => {  // live mode (live.js): draw view vi with these K morph-target weights now
+    const m = models[vi];
+    m.times = new Float32Array([0]); m.weights = Float32Array.from(weights);
+    state.playing = false; state.t = 0; state.duration = 1 / state.fps;
+    render();
+  };
   api.project = (vi, indices) => {  // page (CSS pixel) coordinates of vertices of view vi as last drawn
     const v = views[vi], r = v.canvas.getBoundingClientRect(), m = v.mvp, p = v.model.cur;
     return indices.map((i) => {
