@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from facerl.head.arkit import ARKIT_NAMES  # noqa: E402
+from facerl.head.arkit import ARKIT_NAMES
 
 DM_TO_M = 0.1
 NECK_CUT_Y_DM = 5.9  # keep body vertices above the lower neck

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from facerl.data.layout import Layout
 from facerl.errors import FacerlError
+from facerl.eval.evaluate import RESULT_RE
 from facerl.export.outputs import (
     CURVE_KINDS,
     CurveMaker,
@@ -24,8 +25,6 @@ from facerl.export.outputs import (
 )
 from facerl.models.audio import MOTION_FPS
 from facerl.utils.io import check_writable, load_npy
-
-RESULT_SUFFIX = "_condition_"
 
 
 def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[str],
@@ -40,7 +39,7 @@ def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[st
         raise FacerlError(f"--format must be csv, json or glb (got {', '.join(bad) or 'none'})")
     if not results.is_dir():
         raise FacerlError(f"results folder not found: {results}")
-    files = sorted(p for p in results.glob("*.npy") if RESULT_SUFFIX in p.stem)
+    files = sorted(p for p in results.glob("*.npy") if RESULT_RE.match(p.stem))  # as `facerl evaluate` reads them
     if not files:
         raise FacerlError(f"{results} holds no <clip>_condition_<style>.npy files (write them with `facerl test`)")
     layout = Layout(dataset)
@@ -55,7 +54,7 @@ def export_results(results: Path, dataset: Path, out_dir: Path, formats: list[st
     colors = head_colors(n_vertices)
     check_writable(out_dir)
     for path in tqdm(files, desc="export", unit="sequence"):
-        clip = path.stem.split(RESULT_SUFFIX)[0]
+        clip = RESULT_RE.match(path.stem)["clip"]
         subject = Layout.parse_clip(clip)[0]
         if subject not in templates:
             raise FacerlError(f"{path.name}: no template of {subject!r} in {layout.templates_path}")

@@ -56,6 +56,7 @@ class Animator:
         self.lookahead_ms, self.window, self.with_vertices = self.encoder.lookahead_ms, window, vertices
         self.style = torch.tensor([meta.style_index(style)], device=self.device)
         self.template = meta.template.to(self.device)[None]                            # (1, V*3)
+        self.template_np = meta.template.cpu().numpy().reshape(-1, 3)                 # (V, 3), for the solver
         basis = None if actor.motion.is_identity else actor.motion.basis.cpu().numpy()
         route = "readout" if basis is not None else "solve"
         self.curves = CurveMaker(CurveOptions(route=route, smooth=0.0), meta.n_vertices, basis)
@@ -69,6 +70,7 @@ class Animator:
         self.audio_start = 0
         self.n_samples = 0                         # samples received
         self.features: dict[int, torch.Tensor] = {}   # encoder position -> (D,) features not yet used
+        self.oldest = 0                            # the lowest position still in self.features
         self.n_positions = 0                       # positions encoded so far
         self.next_frame = 0
         with torch.no_grad():
@@ -143,11 +145,14 @@ class Animator:
         cross = [layer.cross_attn.merge(layer.cross_attn.keys_values(mem)[1]) for layer in actor.layers]
         mean = self.steps(self.prev, self.style_emb, None, i, i + 1, cross=cross)      # (1, 1, K)
         self.prev = mean
-        for q in [q for q in self.features if q < p]:                                 # no later frame needs them
-            del self.features[q]
+        while self.oldest < p:                                                        # no later frame needs them
+            self.features.pop(self.oldest, None)
+            self.oldest += 1
         coeffs = mean[0].cpu().numpy()                                                # (1, K)
-        verts = actor.vertices(mean, self.template)[0].cpu().numpy().reshape(1, -1, 3)  # (1, V, 3)
-        curves = self.curves.curves(verts, self.template.cpu().numpy().reshape(-1, 3), MOTION_FPS, None, coeffs)
+        verts = None
+        if self.with_vertices or self.curves.solver is not None:                      # the read-out needs none
+            verts = actor.vertices(mean, self.template)[0].cpu().numpy().reshape(1, -1, 3)  # (1, V, 3)
+        curves = self.curves.curves(verts, self.template_np, MOTION_FPS, None, coeffs)
         return Frame(i, i / MOTION_FPS, curves.weights[0], verts[0] if self.with_vertices else None)
 
 
