@@ -1,10 +1,13 @@
-"""Actor inference speed: real-time factor on 10 s and 60 s of speech, and KV-cached vs full-prefix
-generation on a 20 s clip (max abs difference of the two outputs, and the speed-up).
+"""Offline actor inference speed: real-time factor on 10 s and 60 s of speech, the NumPy decode loop
+(facerl.models.fast_decode, the default) next to the torch KV-cached loop and the full-prefix loop, in the same
+run, with the largest difference between their outputs.
 
-Usage: python benchmarks/actor_speed.py [--checkpoint runs/pipeline/actor/best.pt] [--repeats 3]
+Usage: python benchmarks/actor_speed.py [--checkpoint runs/pipeline/actor/best.pt] [--repeats 5] [--seconds 10 60]
 Without a checkpoint, a default-size actor (conf/model/faceformer.yaml, K=64 motion basis, 4,784
 vertices) with random weights is timed: speed does not depend on the weights. Audio features are
 included, rendering is not. Audio is speech-like noise (speed does not depend on content either).
+Each time is the median of ``--repeats`` runs (min-max in brackets); the paths are interleaved, so machine
+load hits them alike.
 """
 
 import argparse
@@ -38,20 +41,61 @@ def speech_like(seconds: float) -> torch.Tensor:
                             .astype(np.float32))
 
 
-@torch.inference_mode()
-def animate_seconds(actor: Actor, audio: torch.Tensor, template: torch.Tensor) -> float:
-    t0 = time.perf_counter()
+def stage_times(actor: Actor, audio: torch.Tensor, template: torch.Tensor, fast: bool) -> tuple[dict, torch.Tensor]:
+    """One offline animation, timed by stage: audio features, generation, vertices (s) -> (times, motion)."""
     n = frames_for_samples(len(audio))
-    feats = long_audio_features(actor, audio, n)
-    motion = actor.generate(feats, torch.tensor([-1])).motion
-    actor.vertices(motion, template[None])
-    return time.perf_counter() - t0
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        feats = long_audio_features(actor, audio, n)
+        t1 = time.perf_counter()
+        motion = actor.generate(feats, torch.tensor([-1]), fast=fast).motion
+        t2 = time.perf_counter()
+        actor.vertices(motion, template[None])
+        t3 = time.perf_counter()
+    return {"features": t1 - t0, "generate": t2 - t1, "vertices": t3 - t2, "total": t3 - t0}, motion
+
+
+def spread(values: list[float]) -> str:
+    return f"{1e3 * float(np.median(values)):.1f} ms [{1e3 * min(values):.1f}-{1e3 * max(values):.1f}]"
+
+
+def offline_table(actor: Actor, template: torch.Tensor, seconds: list[float], repeats: int,
+                  full_prefix: bool = True) -> None:
+    """Print the offline comparison (see the module docstring) for each length in ``seconds``."""
+    stage_times(actor, speech_like(2.0), template, True)   # warm-up (loads the encoder's weights)
+    stage_times(actor, speech_like(2.0), template, False)
+    print("| speech | path | features | generate | vertices | total | real time |")
+    print("|---|---|---|---|---|---|---|")
+    for sec in seconds:
+        audio = speech_like(sec)
+        runs: dict[bool, list[dict]] = {True: [], False: []}
+        motion = {}
+        for _ in range(repeats):
+            for fast in (True, False):
+                times, motion[fast] = stage_times(actor, audio, template, fast)
+                runs[fast].append(times)
+        for fast, name in ((True, "NumPy loop (default)"), (False, "torch KV cache (before)")):
+            col = {k: [r[k] for r in runs[fast]] for k in runs[fast][0]}
+            print(f"| {sec:g} s | {name} | {spread(col['features'])} | {spread(col['generate'])} | "
+                  f"{spread(col['vertices'])} | {spread(col['total'])} | {sec / np.median(col['total']):.0f}x |")
+        diffs = f"NumPy vs torch cache {(motion[True] - motion[False]).abs().max():.1e}"
+        if full_prefix:
+            with torch.inference_mode():
+                feats = long_audio_features(actor, audio, frames_for_samples(len(audio)))
+                t0 = time.perf_counter()
+                ref = actor.generate(feats, torch.tensor([-1]), cache=False).motion
+                t_full = time.perf_counter() - t0
+            print(f"| {sec:g} s | full prefix (reference) | | {1e3 * t_full:.0f} ms (1 run) | | | |")
+            diffs += f", vs full prefix {(motion[True] - ref).abs().max():.1e}"
+        print(f"|  | max abs difference of the motion | {diffs} | | | | |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="actor checkpoint (default: random default-size actor)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per path (median, min-max reported)")
+    ap.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0], help="speech lengths")
+    ap.add_argument("--no-full-prefix", action="store_true", help="skip the slow full-prefix reference")
     args = ap.parse_args()
     if args.checkpoint:
         actor, meta, _ = load_actor(args.checkpoint)
@@ -59,31 +103,9 @@ def main() -> None:
     else:
         actor = default_actor()
         template = torch.zeros(actor.n_vertices * 3)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={actor.motion.dim}, "
-          f"{sum(p.numel() for p in actor.parameters()) / 1e6:.2f} M parameters")
-    animate_seconds(actor, speech_like(2.0), template)  # warm-up
-    for seconds in (10.0, 60.0):
-        audio = speech_like(seconds)
-        best = min(animate_seconds(actor, audio, template) for _ in range(args.repeats))
-        print(f"inference {seconds:4.0f} s of speech: {best:.3f} s -> {seconds / best:.0f}x real time "
-              f"(audio features + generation + vertices)")
-
-    audio = speech_like(20.0)
-    with torch.inference_mode():
-        feats = long_audio_features(actor, audio, frames_for_samples(len(audio)))
-        style = torch.tensor([-1])
-        timings = {}
-        outputs = {}
-        for cache in (True, False):
-            runs = []
-            for _ in range(args.repeats if cache else 1):
-                t0 = time.perf_counter()
-                outputs[cache] = actor.generate(feats, style, cache=cache).motion
-                runs.append(time.perf_counter() - t0)
-            timings[cache] = min(runs)
-    diff = (outputs[True] - outputs[False]).abs().max().item()
-    print(f"20 s clip ({feats.shape[1]} frames): KV cache {timings[True]:.3f} s, full prefix {timings[False]:.3f} s "
-          f"-> {timings[False] / timings[True]:.1f}x faster; max abs diff {diff:.2e}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, audio {actor.cfg.audio.kind}, "
+          f"K={actor.motion.dim}, {sum(p.numel() for p in actor.parameters()) / 1e6:.2f} M parameters")
+    offline_table(actor, template, args.seconds, args.repeats, not args.no_full_prefix)
 
 
 if __name__ == "__main__":

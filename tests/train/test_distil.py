@@ -73,3 +73,18 @@ def test_distil_init_and_decoder_finetune(tiny_corpus, tiny_actor_run, tmp_path)
         if name.startswith("audio_encoder."):
             assert torch.equal(value, a_state[name]), name
     assert not torch.equal(a_state["head.weight"], b_state["head.weight"])
+
+
+def test_motion_term_trains_the_student_through_the_frozen_decoder(tiny_corpus, tiny_actor_run, tmp_path):
+    """With ``motion`` > 0 the loss includes the teacher decoder's vertex error on the student's features: it is
+    recorded, it falls, and the decoder itself stays the teacher's."""
+    teacher_path = tiny_actor_run / "actor" / "best.pt"
+    dc = DistilConfig(steps=30, batch_size=4, lr=3e-3, layers=1, heads=2, n_mels=40, val_every=0, motion=5.0)
+    result = distil(teacher_path, tmp_path / "m.pt", dc, corpus=tiny_corpus, show=False)
+    motion = [r["train_motion_mm2"] for r in result["history"]]
+    assert all(np.isfinite(motion)) and np.mean(motion[-5:]) < np.mean(motion[:5])
+    loss, nmse, cos = (result["history"][-1][k] for k in ("train_loss", "train_nmse", "train_cos"))
+    assert loss == pytest.approx(nmse + 0.5 * (1 - cos) + 5.0 * motion[-1], rel=1e-4)
+    teacher, _, _ = load_actor(teacher_path)
+    student, _, _ = load_actor(tmp_path / "m.pt")
+    assert torch.equal(student.state_dict()["head.weight"], teacher.state_dict()["head.weight"])

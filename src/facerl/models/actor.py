@@ -33,6 +33,7 @@ from facerl.models.audio import (
     build_audio_encoder,
     sinusoidal_encoding,
 )
+from facerl.models.fast_decode import can_fast_generate, fast_generate
 
 
 @dataclass
@@ -286,7 +287,7 @@ class Actor(nn.Module):
     # ---- generation ---------------------------------------------------------------------------------------
     def generate(self, audio_feats: torch.Tensor, style: torch.Tensor, n_frames: int | None = None,
                  stochastic: bool = False, cache: bool = True, generator: torch.Generator | None = None,
-                 noise: torch.Tensor | None = None, window: int | None = None) -> Rollout:
+                 noise: torch.Tensor | None = None, window: int | None = None, fast: bool = True) -> Rollout:
         """Autoregressive generation: the one routine behind inference, evaluation and RL rollouts.
 
         audio_feats (B, T, Da) from :meth:`encode_audio`; style (B,) indices (-1: average style).
@@ -295,17 +296,23 @@ class Actor(nn.Module):
         (B, T, K) standard-normal draws to use instead of fresh ones (RL's antithetic or smooth exploration).
         ``window``: each frame attends to the last ``window`` frames only (bounded memory for live streams,
         see :mod:`facerl.stream`; None: the whole past, as trained).
-        Gradients flow if enabled (autoregressive training); wrap in ``torch.no_grad`` otherwise.
+        Gradients flow if enabled (autoregressive training); wrap in ``torch.no_grad`` otherwise. Without
+        gradients, in eval mode on the CPU (and without fresh random draws), the loop runs in
+        :mod:`facerl.models.fast_decode` (the same function, faster); ``fast=False`` keeps the torch path
+        (``_CachedSteps``), the reference it is tested against.
         """
         b, t = audio_feats.shape[0], n_frames or audio_feats.shape[1]
+        if window is not None and not cache:
+            raise ValueError("a decoder window needs the cache")
+        if fast and can_fast_generate(self, audio_feats, cache, stochastic, noise):
+            emitted, means = fast_generate(self, audio_feats, style, t, noise, window)
+            return Rollout(emitted, means)
         style_emb = self.style_map(self.style_vector(style))                # (B, D)
         memory = self._memory(audio_feats)
         n_audio = audio_feats.shape[1]
         prev = audio_feats.new_zeros(b, 1, self.motion.dim)                 # frame -1: no motion
         emitted, means = [], []
         std = self.log_std.exp()
-        if window is not None and not cache:
-            raise ValueError("a decoder window needs the cache")
         step = _CachedSteps(self, b, t, audio_feats.device, window) if cache else None
         for i in range(t):
             if step is not None:

@@ -126,7 +126,48 @@ class StreamingMelEncoder(AudioEncoder):
         frames = range(3 * self.chunk * MOTION_FPS)
         return max(1000 * (self.needed_samples(i) / SAMPLE_RATE - i / MOTION_FPS) for i in frames)
 
-    @property
-    def receptive_positions(self) -> int:
-        """Positions of past context that a chunk's features depend on (every layer adds ``context_chunks``)."""
-        return self.layers * self.context_chunks * self.chunk + 4      # + the STFT window and convolutions (3)
+
+class ChunkEncoder:
+    """The incremental form of :meth:`StreamingMelEncoder.features` for one live stream: each call encodes one
+    new chunk of positions, and each layer keeps the keys and values of the chunks later ones attend to, so a
+    chunk costs its own positions only (the whole-receptive-field re-encoding it replaces cost ~35x more).
+
+    The front end (log-mel and convolutions) runs on the chunk's audio plus ``MARGIN`` positions before it:
+    position p depends on samples from 320 p - 880 on (the 25 ms window, conv1's 3 taps, conv2's 4), so the
+    margin's zero-padded edge never reaches the chunk. Equal to the whole-clip pass (tests/stream).
+    """
+
+    MARGIN = 4   # positions of audio before a chunk that its front end needs (3, plus one to spare)
+
+    def __init__(self, encoder: StreamingMelEncoder) -> None:
+        self.enc = encoder
+        self.kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * encoder.layers
+        self.keep = (encoder.context_chunks + 1) * encoder.chunk       # positions of keys a chunk attends to
+
+    @torch.no_grad()
+    def chunk(self, audio: torch.Tensor) -> torch.Tensor:
+        """(S,) audio of the next chunk's positions [p - MARGIN, p + chunk) (from sample 0 while p < MARGIN)
+        -> its features (chunk, D)."""
+        enc, c = self.enc, self.enc.chunk
+        x = enc._conv(causal_log_mel(audio[None], enc.n_mels))[0, -c:]             # (C, D)
+        if enc.encoder is None:
+            return x
+        for j, layer in enumerate(enc.encoder.layers):
+            x = self._layer(j, layer, x)
+        return x
+
+    def _layer(self, j: int, layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+        """A norm-first encoder layer on the new chunk (C, D), its keys/values appended to layer j's cache."""
+        att = layer.self_attn
+        d, h = x.shape[-1], att.num_heads
+        q, k, v = F.linear(layer.norm1(x), att.in_proj_weight, att.in_proj_bias).chunk(3, dim=-1)   # (C, D) each
+        if self.kv[j] is not None:
+            k, v = torch.cat([self.kv[j][0], k])[-self.keep:], torch.cat([self.kv[j][1], v])[-self.keep:]
+        self.kv[j] = (k, v)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.view(-1, h, d // h).transpose(0, 1)                            # (H, L, D/H)
+
+        y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v)).transpose(0, 1).reshape(-1, d)
+        x = x + att.out_proj(y)
+        return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))

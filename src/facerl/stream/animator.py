@@ -5,8 +5,8 @@ Dimensions: S audio samples (16 kHz), N encoder positions (50 Hz), C positions p
 
 The actor must have a streaming audio encoder (``model.audio.kind=stream``,
 :class:`facerl.models.streaming.StreamingMelEncoder`). As audio arrives, every completed chunk of encoder
-positions is encoded from a stretch of recent audio that covers its whole receptive field, so its features
-equal those of the whole clip; each motion frame whose audio (plus the look-ahead) has arrived is decoded
+positions is encoded incrementally (:class:`facerl.models.streaming.ChunkEncoder`: each layer keeps the keys
+and values later chunks attend to), so its features equal those of the whole clip; each motion frame whose audio (plus the look-ahead) has arrived is decoded
 with the actor's key/value cache, attending to at most ``window`` past frames. Memory stays bounded: the
 audio, the features and the cache keep only what later frames can still use. The output equals
 ``Actor.generate(..., window=window)`` on the whole clip (tested to 1e-5).
@@ -24,7 +24,8 @@ from facerl.audio import SAMPLE_RATE
 from facerl.errors import FacerlError
 from facerl.models.audio import MOTION_FPS
 from facerl.models.checkpoint import load_actor
-from facerl.models.streaming import POSITION_SAMPLES, StreamingMelEncoder
+from facerl.models.fast_decode import StreamDecoder
+from facerl.models.streaming import POSITION_SAMPLES, ChunkEncoder, StreamingMelEncoder
 
 DEFAULT_WINDOW = 900   # decoder frames attended to (30 s): longer than every training clip, so nothing changes
 
@@ -72,12 +73,17 @@ class Animator:
         self.features: dict[int, torch.Tensor] = {}   # encoder position -> (D,) features not yet used
         self.oldest = 0                            # the lowest position still in self.features
         self.n_positions = 0                       # positions encoded so far
+        self.chunks = ChunkEncoder(self.encoder)   # the encoder's per-layer keys and values
         self.next_frame = 0
         with torch.no_grad():
             self.style_emb = self.actor.style_map(self.actor.style_vector(self.style))  # (1, D)
         self.prev = torch.zeros(1, 1, self.actor.motion.dim, device=self.device)        # frame -1: no motion
-        with torch.inference_mode():
-            self.steps = _CachedSteps(self.actor, 1, None, self.device, self.window)
+        if self.device.type == "cpu":                   # the NumPy step (the same function, ~10x less overhead)
+            self.decoder = StreamDecoder(self.actor, self.style, self.window)
+        else:
+            self.decoder = None
+            with torch.inference_mode():
+                self.steps = _CachedSteps(self.actor, 1, None, self.device, self.window)
 
     # ---- input ----------------------------------------------------------------------------------------------
     def push(self, pcm: np.ndarray) -> list[Frame]:
@@ -100,24 +106,21 @@ class Animator:
             self.n_samples += len(audio)
         self._encode()
 
-    # ---- encoder: whole chunks, each from audio covering its receptive field -------------------------------------
+    # ---- encoder: whole chunks, incrementally ------------------------------------------------------------------------
     def _encode(self) -> None:
-        enc, chunk = self.encoder, self.encoder.chunk
-        available = (self.audio_start + len(self.audio)) // POSITION_SAMPLES          # whole positions of audio
-        ready = available // chunk * chunk                                            # ... in complete chunks
-        if ready <= self.n_positions:
-            return
-        first = max(0, (self.n_positions - enc.receptive_positions) // chunk * chunk)  # a chunk boundary
-        lo = first * POSITION_SAMPLES - self.audio_start
-        segment = torch.from_numpy(self.audio[lo: lo + (ready - first) * POSITION_SAMPLES]).to(self.device)
-        with torch.inference_mode():
-            feats = enc.features(segment[None], torch.ones(1, len(segment), dtype=torch.bool, device=self.device))[0]
-        for p in range(self.n_positions, ready):                                      # (N, D) rows of the new ones
-            self.features[p] = feats[p - first]
-        self.n_positions = ready
-        keep_from = max(0, (ready - enc.receptive_positions) // chunk * chunk - chunk)  # audio later chunks need
-        drop = keep_from * POSITION_SAMPLES - self.audio_start
-        if drop > 0:
+        chunk = self.encoder.chunk
+        ready = (self.audio_start + len(self.audio)) // POSITION_SAMPLES // chunk * chunk   # whole chunks of audio
+        while self.n_positions < ready:
+            p = self.n_positions
+            lo = max(0, p - ChunkEncoder.MARGIN) * POSITION_SAMPLES - self.audio_start
+            hi = (p + chunk) * POSITION_SAMPLES - self.audio_start
+            with torch.inference_mode():
+                feats = self.chunks.chunk(torch.from_numpy(self.audio[lo:hi]).to(self.device))   # (C, D)
+            for q in range(chunk):
+                self.features[p + q] = feats[q]
+            self.n_positions = p + chunk
+        drop = max(0, self.n_positions - ChunkEncoder.MARGIN) * POSITION_SAMPLES - self.audio_start
+        if drop > 0:                                                          # audio no later chunk needs
             self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
 
     # ---- decoder: one frame at a time, in order ------------------------------------------------------------------
@@ -140,17 +143,20 @@ class Animator:
     @torch.inference_mode()
     def _decode(self, i: int) -> Frame:
         actor, p = self.actor, self._position(i)
-        feat = self.features[min(p, self.n_positions - 1)][None, None]               # (1, 1, Da)
-        mem = actor.audio_map(feat)                                                   # (1, 1, D)
-        cross = [layer.cross_attn.merge(layer.cross_attn.keys_values(mem)[1]) for layer in actor.layers]
-        mean = self.steps(self.prev, self.style_emb, None, i, i + 1, cross=cross)      # (1, 1, K)
-        self.prev = mean
+        feat = self.features[min(p, self.n_positions - 1)]                            # (Da,)
+        if self.decoder is not None:
+            coeffs = self.decoder.step(feat.numpy())[None]                            # (1, K)
+        else:
+            mem = actor.audio_map(feat[None, None])                                   # (1, 1, D)
+            cross = [layer.cross_attn.merge(layer.cross_attn.keys_values(mem)[1]) for layer in actor.layers]
+            self.prev = self.steps(self.prev, self.style_emb, None, i, i + 1, cross=cross)   # (1, 1, K)
+            coeffs = self.prev[0].cpu().numpy()
         while self.oldest < p:                                                        # no later frame needs them
             self.features.pop(self.oldest, None)
             self.oldest += 1
-        coeffs = mean[0].cpu().numpy()                                                # (1, K)
         verts = None
         if self.with_vertices or self.curves.solver is not None:                      # the read-out needs none
+            mean = torch.from_numpy(coeffs).to(self.device)[None]                     # (1, 1, K)
             verts = actor.vertices(mean, self.template)[0].cpu().numpy().reshape(1, -1, 3)  # (1, V, 3)
         curves = self.curves.curves(verts, self.template_np, MOTION_FPS, None, coeffs)
         return Frame(i, i / MOTION_FPS, curves.weights[0], verts[0] if self.with_vertices else None)

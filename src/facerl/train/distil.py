@@ -53,6 +53,9 @@ class DistilConfig:
     lr: float = 1e-3             # Adam learning rate (cosine decay to lr / 10 after a 5 % warm-up)
     grad_clip: float = 1.0       # gradient-norm clip (0: off)
     cosine: float = 0.5          # weight of the (1 - cosine similarity) term beside the normalised MSE
+    motion: float = 0.0          # weight of a motion term: the teacher's frozen decoder, teacher-forced on the
+    #                              clip's true motion, reads the student's features; its vertex MSE + velocity
+    #                              (mm²) against that motion. 0: features only
     augment: float = 0.5         # share of training clips given a random voice/channel (formant, noise, reverb,
     #                              telephone, gain; speed fixed at 1 so timing holds) against the clean clip's target
     layers: int = 2              # student transformer layers (the stream defaults)
@@ -181,6 +184,34 @@ def held_out_loss(student: StreamingMelEncoder, data: FeatureSet, scale: float, 
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
+class MotionTerm:
+    """The motion part of the loss: the teacher's decoder (frozen, eval mode) reads the student's features,
+    teacher-forced on each clip's true motion, and its means are scored against that motion (vertex MSE +
+    velocity, mm², in the motion space's metric). Gradients reach only the student's features, so the student
+    learns the feature directions the decoder actually uses, not all of Whisper's."""
+
+    def __init__(self, teacher: Actor, clips: list[Clip], device) -> None:
+        from facerl.train.supervised import TrainStep
+
+        self.teacher, self.clips, self.device = teacher.eval(), clips, device
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.step = TrainStep(teacher, "teacher")
+        self.weights = teacher.motion.mse_weights()
+
+    def __call__(self, feats: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        """(B, T, D) student features of clips ``idx`` -> scalar loss (mm²)."""
+        from facerl.data.dataset import collate
+        from facerl.train.losses import masked_mse, velocity_mse
+        from facerl.train.supervised import MM2
+
+        batch = collate([self.clips[i] for i in idx]).to(self.device)
+        target = self.teacher.motion.encode(batch.vertices - batch.template[:, None])    # (B, T, K)
+        means = self.step(None, None, feats, batch.style, target)                       # (B, T, K)
+        return (masked_mse(means, target, batch.frame_mask, self.weights)
+                + velocity_mse(means, target, batch.frame_mask, self.weights)) * MM2
+
+
 def student_actor(teacher: Actor, meta: ActorMeta, cfg: ActorConfig, student: StreamingMelEncoder) -> Actor:
     """A new actor: the teacher's decoder, head, motion space and std, with ``student`` as its audio encoder."""
     actor = build_actor(cfg, meta)
@@ -273,6 +304,7 @@ def distil(teacher_path: str | Path, out_path: str | Path, dc: DistilConfig | No
         student.load_state_dict(previous.audio_encoder.state_dict())
     opt = torch.optim.Adam(student.parameters(), lr=dc.lr)
     history: list[dict] = []
+    motion_term = MotionTerm(teacher, train_clips, device) if dc.motion > 0 else None
 
     # ---- loop ----
     t_loop = time.perf_counter()
@@ -284,6 +316,9 @@ def distil(teacher_path: str | Path, out_path: str | Path, dc: DistilConfig | No
         audio, audio_mask, target, frame_mask = train.batch(idx, device, clips)  # (B, S), (B, S), (B, T, D), (B, T)
         pred = student(audio, audio_mask, target.shape[1])                  # (B, T, D)
         out = distil_loss(pred, target, frame_mask, scale, dc.cosine)
+        if motion_term is not None:
+            out["motion_mm2"] = motion_term(pred, idx)
+            out["loss"] = out["loss"] + dc.motion * out["motion_mm2"]
         for group in opt.param_groups:
             group["lr"] = lr_at(step, dc.steps, dc.lr)
         opt.zero_grad(set_to_none=True)
@@ -301,7 +336,8 @@ def distil(teacher_path: str | Path, out_path: str | Path, dc: DistilConfig | No
                       f"{record['train_cos']:.3f} | val nmse {record['val_nmse']:.3f} cos {record['val_cos']:.3f} "
                       f"({rate:.2f} step/s, ~{(dc.steps - step - 1) / rate / 60:.1f} min left)", flush=True)
         history.append(record)
-        bar.set_postfix(nmse=f"{record['train_nmse']:.3f}")
+        bar.set_postfix(nmse=f"{record['train_nmse']:.3f}",
+                        **({"motion": f"{record['train_motion_mm2']:.4f}"} if motion_term is not None else {}))
 
     # ---- checkpoint: the teacher's decoder over the student ----
     actor = student_actor(teacher, meta, model_cfg, student.eval())
