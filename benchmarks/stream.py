@@ -2,7 +2,11 @@
 streams sending 20 ms and 100 ms chunks in real time.
 
 Usage: python benchmarks/stream.py [--checkpoint runs/stream/actor/best.pt] [--streams 1 4 16] [--chunks 20 100]
-                                   [--seconds 10]
+                                   [--seconds 10] [--offline CKPT ...] [--no-full-prefix]
+
+After the streams, the offline table of benchmarks/actor_speed.py (10 s and 60 s of speech: the NumPy decode
+loop, the torch KV-cache loop and the full-prefix reference, in the same run) for ``--offline`` checkpoints
+(default: the streaming one and runs/pipeline/actor/best.pt when it exists; ``--offline`` with no value: none).
 
 The server runs in its own process (as `facerl serve` does: one compute thread per core, one torch thread
 each); this process runs every client with `websockets`, each pacing its audio like a microphone (chunk k is
@@ -131,6 +135,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16], help="concurrent streams")
     ap.add_argument("--chunks", type=float, nargs="+", default=[20, 100], help="chunk sizes in ms")
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per stream")
+    ap.add_argument("--offline", nargs="*", help="checkpoints for the offline speed table (see above)")
+    ap.add_argument("--no-full-prefix", action="store_true", help="offline table without the slow reference")
     args = ap.parse_args()
     torch.set_num_threads(1)  # this process only paces clients (and maps frames to chunks once, below)
 
@@ -167,6 +173,21 @@ def main() -> None:
         print(f"| {chunk_ms:g} ms | {n} | {r['chunk_p50']:.1f} / {r['chunk_p99']:.1f} ms | {lookahead:.0f} ms | "
               f"{r['speech_p50']:.0f} / {r['speech_p99']:.0f} ms | {r['fps']:.0f} (real time {30 * n}) | "
               f"{100 * r['cpu']:.0f} % |")
+
+    offline = args.offline
+    if offline is None:
+        offline = [args.checkpoint] + (["runs/pipeline/actor/best.pt"] if Path("runs/pipeline/actor/best.pt").exists()
+                                       else [])
+    if offline:
+        from actor_speed import offline_table
+
+        from facerl.models.checkpoint import load_actor
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        for ckpt in offline:
+            actor, meta, _ = load_actor(ckpt)
+            print(f"\noffline, {ckpt} (audio {actor.cfg.audio.kind}, {torch.get_num_threads()} threads):")
+            offline_table(actor, meta.template, [10.0, 60.0], 3, not args.no_full_prefix)
 
 
 if __name__ == "__main__":

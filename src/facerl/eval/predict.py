@@ -14,7 +14,6 @@ import torch
 from facerl.data.dataset import Batch, Clip, VocaDataset, collate, pad_stack
 from facerl.errors import FacerlError
 from facerl.models.actor import Actor
-from facerl.models.audio import align_to_frames
 
 
 def audio_features(actor: Actor, batch: Batch, cache=None) -> torch.Tensor:
@@ -25,7 +24,7 @@ def audio_features(actor: Actor, batch: Batch, cache=None) -> torch.Tensor:
     enc = actor.audio_encoder  # missing clips are encoded together (Whisper packs them into shared windows)
     feats = cache.get_many(batch.names, [audio[mask] for audio, mask in zip(batch.audio, batch.audio_mask)], enc)
     padded, _ = pad_stack([f.to(batch.audio.device) for f in feats])        # (B, N, Da)
-    return align_to_frames(padded, enc.rate_hz, n_frames)
+    return enc.align(padded, n_frames)
 
 
 @torch.no_grad()

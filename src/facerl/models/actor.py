@@ -333,7 +333,10 @@ class Actor(nn.Module):
     # ---- outputs ------------------------------------------------------------------------------------------
     def vertices(self, motion: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         """Coefficients (B, T, K) + template (B, V*3) -> vertices (B, T, V*3)."""
-        return template[:, None] + self.motion.decode(motion)
+        if self.motion.is_identity or motion.shape[1] == 1:   # one frame: the fused product rounds more (gemv)
+            return template[:, None] + self.motion.decode(motion)
+        basis = self.motion.basis                                           # (K, V*3)
+        return torch.baddbmm(template[:, None], motion, basis.expand(motion.shape[0], *basis.shape))  # one pass
 
 
 class _CachedSteps:

@@ -111,8 +111,15 @@ class AudioEncoder(nn.Module):
         """[(S_i,)] -> [(N_i, feature_dim)]: each clip's features alone (encoders that batch clips better override)."""
         return [self.features(c[None], torch.ones(1, len(c), dtype=torch.bool, device=c.device))[0] for c in clips]
 
+    streams = False        # True: a live stream can be encoded chunk by chunk (see facerl.models.streaming)
+
+    def align(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """(B, N, D) at ``rate_hz`` -> (B, n_frames, D) at the motion rate (linear interpolation; streaming
+        encoders take each frame's position without interpolating, which would look one position ahead)."""
+        return align_to_frames(features, self.rate_hz, n_frames)
+
     def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor, n_frames: int) -> torch.Tensor:
-        return align_to_frames(self.features(audio, audio_mask), self.rate_hz, n_frames)
+        return self.align(self.features(audio, audio_mask), n_frames)
 
 
 def sinusoidal_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -165,9 +172,10 @@ def build_audio_encoder(cfg: AudioEncoderConfig, hf_config: dict | None = None) 
 
         return PretrainedSpeechEncoder(cfg, hf_config)
     if cfg.kind == "whisper":
-        from facerl.models.whisper import WhisperEncoder
+        from facerl.models.whisper import WhisperEncoder, WhisperWindowEncoder
 
-        return WhisperEncoder(cfg)
+        streaming = float((cfg.extra or {}).get("stream_window_ms", 0) or 0) > 0
+        return WhisperWindowEncoder(cfg) if streaming else WhisperEncoder(cfg)
     if cfg.kind == "stream":
         from facerl.models.streaming import StreamingMelEncoder
 

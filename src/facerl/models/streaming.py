@@ -59,7 +59,43 @@ def chunk_mask(n: int, chunk: int, context_chunks: int, device=None) -> torch.Te
     return (diff < 0) | (diff > context_chunks)
 
 
-class StreamingMelEncoder(AudioEncoder):
+class ChunkedStream:
+    """The chunk arithmetic every streaming encoder shares (``self.chunk``: positions per chunk, 50 Hz): a chunk's
+    features need its own audio and the past, so motion frame i waits for the end of its position's chunk."""
+
+    chunk: int
+    streams = True
+
+    def align(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Frame i takes position floor(i * 50 / 30) (no interpolation, so no extra look-ahead); frames past the
+        audio repeat the last position."""
+        return features[:, self.positions(n_frames, features.shape[1])]
+
+    @staticmethod
+    def position_of(frame: int) -> int:
+        """The 50 Hz position whose features motion frame ``frame`` takes: floor(frame * 50 / 30)."""
+        return frame * int(SAMPLE_RATE / POSITION_SAMPLES) // MOTION_FPS
+
+    @staticmethod
+    def positions(n_frames: int, n_positions: int) -> torch.Tensor:
+        """The 50 Hz position of each motion frame (T,), clamped to the positions there are."""
+        pos = torch.div(torch.arange(n_frames) * int(SAMPLE_RATE / POSITION_SAMPLES), MOTION_FPS, rounding_mode="floor")
+        return pos.clamp(max=max(n_positions - 1, 0))
+
+    def needed_samples(self, frame: int) -> int:
+        """Audio samples that must have arrived before motion frame ``frame`` can be computed."""
+        pos = self.position_of(frame)
+        chunk_end = (pos // self.chunk + 1) * self.chunk                     # positions up to the chunk's end
+        return chunk_end * POSITION_SAMPLES
+
+    @property
+    def lookahead_ms(self) -> float:
+        """The longest wait past a frame's own time for the audio it needs (over a cycle of 3 frames / chunks)."""
+        frames = range(3 * self.chunk * MOTION_FPS)
+        return max(1000 * (self.needed_samples(i) / SAMPLE_RATE - i / MOTION_FPS) for i in frames)
+
+
+class StreamingMelEncoder(ChunkedStream, AudioEncoder):
     """Causal log-mel -> causal convolutions -> chunked transformer; trained from scratch with the actor."""
 
     def __init__(self, cfg: AudioEncoderConfig) -> None:
@@ -96,35 +132,9 @@ class StreamingMelEncoder(AudioEncoder):
         x = F.gelu(self.conv2(F.pad(x, (2, 0))))                            # (B, D, F // 2)
         return x.transpose(1, 2)
 
-    def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """Aligned features (B, T, D): frame i takes position floor(i * 50 / 30) (no interpolation, so no extra
-        look-ahead); frames past the audio repeat the last position."""
-        feats = self.features(audio, audio_mask)                             # (B, N, D)
-        return feats[:, self.positions(n_frames, feats.shape[1])]
-
-    @staticmethod
-    def position_of(frame: int) -> int:
-        """The 50 Hz position whose features motion frame ``frame`` takes: floor(frame * 50 / 30)."""
-        return frame * int(SAMPLE_RATE / POSITION_SAMPLES) // MOTION_FPS
-
-    @staticmethod
-    def positions(n_frames: int, n_positions: int) -> torch.Tensor:
-        """The 50 Hz position of each motion frame (T,), clamped to the positions there are."""
-        pos = torch.div(torch.arange(n_frames) * int(SAMPLE_RATE / POSITION_SAMPLES), MOTION_FPS, rounding_mode="floor")
-        return pos.clamp(max=max(n_positions - 1, 0))
-
-    # ---- look-ahead ---------------------------------------------------------------------------------------
-    def needed_samples(self, frame: int) -> int:
-        """Audio samples that must have arrived before motion frame ``frame`` can be computed."""
-        pos = self.position_of(frame)
-        chunk_end = (pos // self.chunk + 1) * self.chunk                     # positions up to the chunk's end
-        return chunk_end * POSITION_SAMPLES
-
-    @property
-    def lookahead_ms(self) -> float:
-        """The longest wait past a frame's own time for the audio it needs (over a cycle of 3 frames / chunks)."""
-        frames = range(3 * self.chunk * MOTION_FPS)
-        return max(1000 * (self.needed_samples(i) / SAMPLE_RATE - i / MOTION_FPS) for i in frames)
+    def stream_state(self) -> ChunkEncoder:
+        """The per-stream incremental encoder :mod:`facerl.stream` feeds chunk by chunk."""
+        return ChunkEncoder(self)
 
 
 class ChunkEncoder:
@@ -141,12 +151,13 @@ class ChunkEncoder:
 
     def __init__(self, encoder: StreamingMelEncoder) -> None:
         self.enc = encoder
+        self.history = self.MARGIN                                     # positions of audio before each chunk
         self.kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * encoder.layers
         self.keep = (encoder.context_chunks + 1) * encoder.chunk       # positions of keys a chunk attends to
 
     @torch.no_grad()
     def chunk(self, audio: torch.Tensor) -> torch.Tensor:
-        """(S,) audio of the next chunk's positions [p - MARGIN, p + chunk) (from sample 0 while p < MARGIN)
+        """(S,) audio of the next chunk's positions [p - history, p + chunk) (from sample 0 while p < history)
         -> its features (chunk, D)."""
         enc, c = self.enc, self.enc.chunk
         x = enc._conv(causal_log_mel(audio[None], enc.n_mels))[0, -c:]             # (C, D)

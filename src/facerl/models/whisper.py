@@ -72,6 +72,7 @@ import torch
 from facerl.audio import SAMPLE_RATE
 from facerl.errors import FacerlError
 from facerl.models.audio import AudioEncoder, AudioEncoderConfig
+from facerl.models.streaming import ChunkedStream
 
 N_FFT = 400                            # 25 ms window
 HOP = 160                              # 10 ms: mel frames at 100 Hz
@@ -350,3 +351,85 @@ class WhisperEncoder(AudioEncoder):
             raise FacerlError(f"the whisper weights in {self._weights_dir} are not the ones this actor was trained "
                               f"with; point model.audio.pretrained at those")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+# ---- streaming: the last few seconds, encoded again for every chunk -----------------------------------------
+class WhisperWindowEncoder(ChunkedStream, WhisperEncoder):
+    """Whisper for live audio (``model.audio.kind=whisper`` with ``extra.stream_window_ms`` > 0): the features
+    of each chunk of ``lookahead_ms`` (default 60 ms = 3 states) are the last states of Whisper run on only the
+    ``stream_window_ms`` of audio that end with that chunk (from the start of the clip while it is shorter),
+    minus the states of a silent window of the same length. No state sees past its chunk, so a stream needs no
+    look-ahead beyond the chunk, and every chunk costs one short encoder run (2 s: ~7 ms on one core).
+
+    States at the end of a short window, with no future context, are not what an offline actor was trained on;
+    ``python -m facerl.train.distil TEACHER OUT --whisper-window-ms 2000`` fine-tunes the teacher's decoder on
+    them. The features of a whole clip (training, evaluation) and of a stream chunk by chunk
+    (:class:`WhisperChunks`) are the same windows, so a stream equals offline generation.
+    """
+
+    def __init__(self, cfg: AudioEncoderConfig) -> None:
+        super().__init__(cfg)
+        opts = {"lookahead_ms": 60.0, **(cfg.extra or {})}
+        self.chunk = max(1, round(float(opts["lookahead_ms"]) / (1000 * FRAME / SAMPLE_RATE)))
+        self.window_states = max(self.chunk, round(float(opts["stream_window_ms"]) / (1000 * FRAME / SAMPLE_RATE)))
+        if self.window_states > WINDOW_FRAMES:
+            raise FacerlError(f"model.audio.extra.stream_window_ms={opts['stream_window_ms']} is over Whisper's 30 s")
+        self.recipe = f"states-minus-silence-v1-window{self.window_states}-chunk{self.chunk}"
+
+    def window_states_of(self, audio: torch.Tensor) -> torch.Tensor:
+        """(W, S) windows of one length (S a multiple of 320) -> (W, chunk, D): the last chunk of each one's
+        states minus a silent window's."""
+        device = audio.device
+        model = self._model(device)
+        states = np.asarray(model.encode(_storage(whisper_log_mel(audio, self.n_mels)), to_cpu=True), dtype=np.float32)
+        silence = short_silence_states(*self._where(device), audio.shape[1])[-self.chunk:]   # (chunk, D)
+        return (torch.from_numpy(states[:, -self.chunk:]) - silence).to(device)
+
+    def clip_features(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[(S_i,)] -> [(N_i, D)], N_i = ceil(S_i / 320): every chunk from its own window (the last one completed
+        with silence, as a stream's end is); windows of one length go to the encoder together."""
+        out, c = [], self.chunk
+        span = self.window_states * FRAME
+        for clip in clips:
+            n = n_states(len(clip))
+            n_chunks = -(-n // c)
+            audio = torch.nn.functional.pad(clip.float(), (0, n_chunks * c * FRAME - len(clip)))
+            feats = torch.zeros(n_chunks * c, self.feature_dim, device=clip.device)
+            by_length: dict[int, list[tuple[int, int]]] = {}
+            for k in range(n_chunks):
+                end = (k + 1) * c * FRAME
+                by_length.setdefault(min(end, span), []).append((k, end))
+            for length, items in by_length.items():
+                for b0 in range(0, len(items), WINDOW_BATCH * 4):
+                    part = items[b0: b0 + WINDOW_BATCH * 4]
+                    states = self.window_states_of(torch.stack([audio[end - length: end] for _, end in part]))
+                    for (k, _), st in zip(part, states):
+                        feats[k * c: (k + 1) * c] = st
+            out.append(feats[:n])
+        return out
+
+    def stream_state(self) -> WhisperChunks:
+        return WhisperChunks(self)
+
+
+class WhisperChunks:
+    """One live stream's Whisper windows: ``chunk(audio)`` with the window's audio -> the chunk's features."""
+
+    def __init__(self, encoder: WhisperWindowEncoder) -> None:
+        self.enc = encoder
+        self.history = encoder.window_states - encoder.chunk          # positions of audio before each chunk
+
+    @torch.no_grad()
+    def chunk(self, audio: torch.Tensor) -> torch.Tensor:
+        """(S,) audio of positions [p - history, p + chunk) (from sample 0 while p < history) -> (chunk, D)."""
+        return self.enc.window_states_of(audio[None])[0]
+
+
+@functools.lru_cache(maxsize=256)
+def short_silence_states(path: str, device: str, device_index: int, compute_type: str, threads: int,
+                         n_samples: int) -> torch.Tensor:
+    """(n_samples / 320, D) float32 CPU states of ``n_samples`` of silence encoded alone (a short window's
+    position signature)."""
+    model = load_whisper(path, device, device_index, compute_type, threads)
+    mel = whisper_log_mel(torch.zeros(1, n_samples), model.n_mels)
+    return torch.from_numpy(np.asarray(model.encode(_storage(mel), to_cpu=True), dtype=np.float32))[0]

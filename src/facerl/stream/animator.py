@@ -3,10 +3,12 @@
 Dimensions: S audio samples (16 kHz), N encoder positions (50 Hz), C positions per chunk, T motion frames
 (30 fps), K motion coefficients, V vertices.
 
-The actor must have a streaming audio encoder (``model.audio.kind=stream``,
-:class:`facerl.models.streaming.StreamingMelEncoder`). As audio arrives, every completed chunk of encoder
-positions is encoded incrementally (:class:`facerl.models.streaming.ChunkEncoder`: each layer keeps the keys
-and values later chunks attend to), so its features equal those of the whole clip; each motion frame whose audio (plus the look-ahead) has arrived is decoded
+The actor must have a streaming audio encoder: ``model.audio.kind=stream``
+(:class:`facerl.models.streaming.StreamingMelEncoder`) or Whisper on short windows
+(:class:`facerl.models.whisper.WhisperWindowEncoder`). As audio arrives, every completed chunk of encoder
+positions is encoded from the audio it needs (:class:`facerl.models.streaming.ChunkEncoder`: each layer keeps
+the keys and values later chunks attend to; :class:`facerl.models.whisper.WhisperChunks`: the chunk's window),
+so its features equal those of the whole clip; each motion frame whose audio (plus the look-ahead) has arrived is decoded
 with the actor's key/value cache, attending to at most ``window`` past frames. Memory stays bounded: the
 audio, the features and the cache keep only what later frames can still use. The output equals
 ``Actor.generate(..., window=window)`` on the whole clip (tested to 1e-5).
@@ -25,7 +27,7 @@ from facerl.errors import FacerlError
 from facerl.models.audio import MOTION_FPS
 from facerl.models.checkpoint import load_actor
 from facerl.models.fast_decode import StreamDecoder
-from facerl.models.streaming import POSITION_SAMPLES, ChunkEncoder, StreamingMelEncoder
+from facerl.models.streaming import POSITION_SAMPLES
 
 DEFAULT_WINDOW = 900   # decoder frames attended to (30 s): longer than every training clip, so nothing changes
 
@@ -49,11 +51,12 @@ class Animator:
         from facerl.export.outputs import CurveMaker, CurveOptions
 
         actor, meta, _ = actor_bundle or load_actor(checkpoint, device)
-        if not isinstance(actor.audio_encoder, StreamingMelEncoder):
+        if not actor.audio_encoder.streams:
             raise FacerlError(f"{checkpoint}: its audio encoder ({type(actor.audio_encoder).__name__}) looks at the "
-                              "whole clip; train a streaming actor (facerl train experiment=stream)")
+                              "whole clip; train a streaming actor (facerl train experiment=stream, or "
+                              "python -m facerl.train.distil)")
         self.actor, self.meta, self.device = actor.eval(), meta, torch.device(device)
-        self.encoder: StreamingMelEncoder = actor.audio_encoder
+        self.encoder = actor.audio_encoder                 # a ChunkedStream (StreamingMelEncoder or Whisper windows)
         self.lookahead_ms, self.window, self.with_vertices = self.encoder.lookahead_ms, window, vertices
         self.style = torch.tensor([meta.style_index(style)], device=self.device)
         self.template = meta.template.to(self.device)[None]                            # (1, V*3)
@@ -73,7 +76,7 @@ class Animator:
         self.features: dict[int, torch.Tensor] = {}   # encoder position -> (D,) features not yet used
         self.oldest = 0                            # the lowest position still in self.features
         self.n_positions = 0                       # positions encoded so far
-        self.chunks = ChunkEncoder(self.encoder)   # the encoder's per-layer keys and values
+        self.chunks = self.encoder.stream_state()  # the encoder's per-stream state (keys and values, or windows)
         self.next_frame = 0
         with torch.no_grad():
             self.style_emb = self.actor.style_map(self.actor.style_vector(self.style))  # (1, D)
@@ -112,14 +115,14 @@ class Animator:
         ready = (self.audio_start + len(self.audio)) // POSITION_SAMPLES // chunk * chunk   # whole chunks of audio
         while self.n_positions < ready:
             p = self.n_positions
-            lo = max(0, p - ChunkEncoder.MARGIN) * POSITION_SAMPLES - self.audio_start
+            lo = max(0, p - self.chunks.history) * POSITION_SAMPLES - self.audio_start
             hi = (p + chunk) * POSITION_SAMPLES - self.audio_start
             with torch.inference_mode():
                 feats = self.chunks.chunk(torch.from_numpy(self.audio[lo:hi]).to(self.device))   # (C, D)
             for q in range(chunk):
                 self.features[p + q] = feats[q]
             self.n_positions = p + chunk
-        drop = max(0, self.n_positions - ChunkEncoder.MARGIN) * POSITION_SAMPLES - self.audio_start
+        drop = max(0, self.n_positions - self.chunks.history) * POSITION_SAMPLES - self.audio_start
         if drop > 0:                                                          # audio no later chunk needs
             self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
 
@@ -138,7 +141,7 @@ class Animator:
         return self._position(i) < self.n_positions
 
     def _position(self, i: int) -> int:
-        return StreamingMelEncoder.position_of(i)
+        return self.encoder.position_of(i)
 
     @torch.inference_mode()
     def _decode(self, i: int) -> Frame:
