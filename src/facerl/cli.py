@@ -681,12 +681,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", formatter_class=fmt, epilog=EPILOG,
                         help="stream live speech over a WebSocket -> 30 fps ARKit frames, with a microphone page",
-                        description="Serves a streaming actor (facerl train experiment=stream): PCM16 16 kHz mono in "
+                        description="Serves a streaming actor (Whisper on short windows: python -m facerl.train.distil "
+                                    "ACTOR OUT --whisper-window-ms 2000 --finetune-steps 600; or a light one: facerl "
+                                    "train experiment=stream): PCM16 16 kHz mono in "
                                     "over ws://HOST:PORT/ws, ARKit frames (JSON or compact binary) out, one stream per "
                                     "connection (protocol: facerl/stream/protocol.py), and the live page at "
                                     "http://HOST:PORT/ (microphone -> animated head). Binds to 127.0.0.1; Ctrl-C closes "
                                     "every stream cleanly, e.g. `facerl serve runs/stream/actor/best.pt`.")
-    sv.add_argument("checkpoint", help="a streaming actor checkpoint (runs/stream/actor/best.pt)")
+    sv.add_argument("checkpoint", help="a streaming actor checkpoint (e.g. runs/stream/actor/best.pt)")
     sv.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; any other is reachable "
                     "from other machines without authentication: a warning is printed)")
     sv.add_argument("--port", type=int, default=8765,

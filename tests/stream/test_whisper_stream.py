@@ -10,7 +10,6 @@ import torch
 from facerl.audio import read_wav
 from facerl.cli import main
 from facerl.data.layout import Layout
-from facerl.errors import FacerlError
 from facerl.models.checkpoint import load_actor
 from facerl.models.whisper import WhisperWindowEncoder
 from facerl.stream import Animator
@@ -76,6 +75,11 @@ def test_whisper_window_stream_equals_offline_generation(window_ckpt, tiny_corpu
     assert np.abs(arkit - np.clip(ref @ anim.curves.readout, 0, 1)).max() < 1e-5
 
 
-def test_window_needs_a_whisper_teacher(tiny_actor_run, tmp_path):
-    with pytest.raises(FacerlError, match="Whisper teacher"):
-        distil_main([str(tiny_actor_run / "actor" / "best.pt"), str(tmp_path / "x.pt"), "--whisper-window-ms", "1000"])
+def test_window_needs_a_whisper_teacher(tiny_actor_run, tmp_path, capsys):
+    assert distil_main([str(tiny_actor_run / "actor" / "best.pt"), str(tmp_path / "x.pt"),
+                        "--whisper-window-ms", "1000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a Whisper teacher" in err and len(err.splitlines()) == 1
+    assert distil_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -411,6 +412,23 @@ def whisper_window_actor(teacher_path: str | Path, out_path: str | Path, dc: Dis
                         teacher_path, root, None, t0, show)
 
 
+FLAG_HELP = {
+    "steps": "distillation steps (the budget; a step is one batch of clips)",
+    "batch_size": "clips per step",
+    "lr": "student learning rate (warm-up, then cosine decay to lr/10)",
+    "cosine": "weight of (1 - cosine similarity) beside the normalised MSE",
+    "motion": "weight of the frozen teacher decoder's vertex error (mm²) on the student's features; 0: off",
+    "augment": "share of training clips given another voice/channel (timing kept)",
+    "lookahead_ms": "streaming chunk = look-ahead (ms)",
+    "context_ms": "past each student chunk attends to, per layer (ms)",
+    "finetune_steps": "then supervised steps of the decoder on the fixed streaming features",
+    "finetune_lr": "learning rate of those steps",
+    "whisper_window_ms": "> 0: no student; the teacher's Whisper runs on windows of this length (it streams) and "
+                         "its decoder is fine-tuned on them (--finetune-steps), e.g. 2000",
+    "val_every": "steps between held-out losses (0: only at the end)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -420,10 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", help="start from this student actor checkpoint's encoder")
     parser.add_argument("--cache-dir", help="the teacher's feature cache (default: its trainer.cache_dir)")
     for name, value in asdict(DistilConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=FLAG_HELP.get(name))
     args = parser.parse_args(argv)
     dc = DistilConfig(**{k: getattr(args, k) for k in asdict(DistilConfig())})
-    distil(args.teacher, args.out, dc, args.corpus, args.cache_dir, init=args.init)
+    try:
+        distil(args.teacher, args.out, dc, args.corpus, args.cache_dir, init=args.init)
+    except FacerlError as exc:                                     # a user mistake: one line, exit 2
+        print(f"facerl distil: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
