@@ -37,6 +37,16 @@ def offline(ckpt, audio: np.ndarray, window: int) -> tuple[np.ndarray, int]:
         return actor.generate(feats, torch.tensor([-1]), window=window).motion[0].numpy(), t
 
 
+def push_all(anim: Animator, audio: np.ndarray, chunk_ms: float) -> list:
+    """Push ``audio`` in chunks of ``chunk_ms``, then flush; checks that no frame comes before its audio."""
+    frames, step = [], int(16 * chunk_ms)
+    for lo in range(0, len(audio), step):
+        got = anim.push(audio[lo: lo + step])
+        assert all(anim.encoder.needed_samples(f.index) <= lo + step for f in got)
+        frames += got
+    return frames + anim.flush()
+
+
 @pytest.mark.parametrize("chunk_ms", [7, 20, 100, 1000])
 def test_streamed_frames_equal_offline_generation(tiny_corpus, stream_ckpt, chunk_ms):
     audio = read_wav(min((tiny_corpus / "wav").glob("*.wav")))
@@ -44,13 +54,7 @@ def test_streamed_frames_equal_offline_generation(tiny_corpus, stream_ckpt, chun
     window = 40                                                                     # < T: the window slides
     ref, t = offline(stream_ckpt, audio, window)
     anim = Animator(stream_ckpt, window=window, vertices=True)
-    frames, step = [], 16 * chunk_ms
-    for lo in range(0, len(audio), step):
-        got = anim.push(audio[lo: lo + step])
-        frames += got
-        for f in got:                                                               # never before its audio
-            assert anim.encoder.needed_samples(f.index) <= lo + step
-    frames += anim.flush()
+    frames = push_all(anim, audio, chunk_ms)
     assert [f.index for f in frames] == list(range(t))
     basis = anim.actor.motion.basis.numpy()                                         # (K, V*3)
     verts = np.stack([f.vertices for f in frames]).reshape(t, -1)                  # (T, V*3)

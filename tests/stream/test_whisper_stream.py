@@ -15,7 +15,7 @@ from facerl.models.whisper import WhisperWindowEncoder
 from facerl.stream import Animator
 from facerl.train.distil import main as distil_main
 from tests.conftest import tiny_train_overrides
-from tests.stream.test_animator import offline
+from tests.stream.test_animator import offline, push_all
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +60,7 @@ def test_whisper_window_stream_equals_offline_generation(window_ckpt, tiny_corpu
     window = 40                                                            # < T: the window slides
     ref, t = offline(path, audio, window)
     anim = Animator(path, window=window, vertices=True)
-    frames, step = [], 16 * chunk_ms
-    for lo in range(0, len(audio), step):
-        got = anim.push(audio[lo: lo + step])
-        frames += got
-        assert all(anim.encoder.needed_samples(f.index) <= lo + step for f in got)   # never before its audio
-    frames += anim.flush()
+    frames = push_all(anim, audio, chunk_ms)
     assert [f.index for f in frames] == list(range(t)) and t > 2 * window
     ref_verts = ref @ anim.actor.motion.basis.numpy() + anim.template.numpy()
     verts = np.stack([f.vertices for f in frames]).reshape(t, -1)
