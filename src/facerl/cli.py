@@ -682,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", formatter_class=fmt, epilog=EPILOG,
                         help="stream live speech over a WebSocket -> 30 fps ARKit frames, with a microphone page",
                         description="Serves a streaming actor (Whisper on short windows: python -m facerl.train.distil "
-                                    "ACTOR OUT --whisper-window-ms 2000 --finetune-steps 600; or a light one: facerl "
+                                    "ACTOR OUT --whisper-window-ms 1000 --finetune-steps 600; or a light one: facerl "
                                     "train experiment=stream): PCM16 16 kHz mono in "
                                     "over ws://HOST:PORT/ws, ARKit frames (JSON or compact binary) out, one stream per "
                                     "connection (protocol: facerl/stream/protocol.py), and the live page at "

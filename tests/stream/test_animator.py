@@ -34,7 +34,7 @@ def offline(ckpt, audio: np.ndarray, window: int) -> tuple[np.ndarray, int]:
     x = torch.from_numpy(padded)[None]
     with torch.inference_mode():
         feats = actor.encode_audio(x, torch.ones_like(x, dtype=torch.bool), t)
-        return actor.generate(feats, torch.tensor([-1]), window=window).motion[0].numpy(), t
+        return actor.generate(feats, torch.tensor([-1]), window=window, fast=False).motion[0].numpy(), t  # torch
 
 
 def push_all(anim: Animator, audio: np.ndarray, chunk_ms: float) -> list:
@@ -47,13 +47,15 @@ def push_all(anim: Animator, audio: np.ndarray, chunk_ms: float) -> list:
     return frames + anim.flush()
 
 
-@pytest.mark.parametrize("chunk_ms", [7, 20, 100, 1000])
-def test_streamed_frames_equal_offline_generation(tiny_corpus, stream_ckpt, chunk_ms):
+@pytest.mark.parametrize("chunk_ms,fast", [(7, True), (20, True), (100, True), (1000, True), (20, False)])
+def test_streamed_frames_equal_offline_generation(tiny_corpus, stream_ckpt, chunk_ms, fast):
+    """Against the torch generation loop; ``fast=False`` streams through the torch decoder step (as on CUDA)."""
     audio = read_wav(min((tiny_corpus / "wav").glob("*.wav")))
     audio = np.concatenate([audio, audio])[: 16000 * 4]                            # 4 s: past the context
     window = 40                                                                     # < T: the window slides
     ref, t = offline(stream_ckpt, audio, window)
-    anim = Animator(stream_ckpt, window=window, vertices=True)
+    anim = Animator(stream_ckpt, window=window, vertices=True, fast=fast)
+    assert (anim.decoder is not None) == fast
     frames = push_all(anim, audio, chunk_ms)
     assert [f.index for f in frames] == list(range(t))
     basis = anim.actor.motion.basis.numpy()                                         # (K, V*3)

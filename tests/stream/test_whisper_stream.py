@@ -77,4 +77,10 @@ def test_window_needs_a_whisper_teacher(tiny_actor_run, tmp_path, capsys):
     assert "needs a Whisper teacher" in err and len(err.splitlines()) == 1
     assert distil_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert distil_main([str(tiny_actor_run / "actor" / "best.pt"), str(tmp_path / "x.pt"), "--whisper-window-ms",
+                        "1000", "--motion", "1"]) == 2
+    assert "--motion would be ignored" in capsys.readouterr().err
+    assert distil_main([str(tiny_actor_run / "actor" / "best.pt"), str(tmp_path / "x.pt"), "--whisper-window-ms",
+                        "-5"]) == 2
+    assert "must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

@@ -384,8 +384,9 @@ class _CachedSteps:
             self.cross_out = self.cross_outputs(memory)
         if self.in_place and i - self.offset == self.capacity:                             # full: keep the window
             keep = self.window - 1
-            for ck, cv in self.kv:
-                ck[:, :, :keep], cv[:, :, :keep] = ck[:, :, -keep:].clone(), cv[:, :, -keep:].clone()
+            if keep:                                                                       # (window 1 keeps none)
+                for ck, cv in self.kv:
+                    ck[:, :, :keep], cv[:, :, :keep] = ck[:, :, -keep:].clone(), cv[:, :, -keep:].clone()
             self.offset = i - keep
         for j, (layer, (mem_k, mem_v)) in enumerate(zip(actor.layers, memory or [(None, None)] * len(actor.layers))):
             k, v = layer.self_attn.keys_values(x)                                         # (B, H, 1, D/H)

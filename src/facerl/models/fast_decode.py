@@ -70,8 +70,9 @@ class _Layer:
 
 
 class DecoderWeights:
-    """An actor's decoder as NumPy arrays, made once per actor (:func:`decoder_weights`) and shared by every
-    generation and every live stream on it."""
+    """An actor's decoder as NumPy arrays, copied from its current weights (~1 ms). Made afresh for every
+    generation and every stream, never cached on the actor: a cache keyed on the weights would go stale under
+    in-place edits it cannot see (fused optimisers, ``p.data = ...``), and silently give the old model."""
 
     def __init__(self, actor) -> None:
         from facerl.models.actor import distance_bias, periodic_encoding
@@ -84,14 +85,11 @@ class DecoderWeights:
         self.w_head, self.b_head = _np(actor.head.weight).T.copy(), _np(actor.head.bias)  # (D, K), (K,)
         self.pe = _np(periodic_encoding(torch.arange(cfg.period), cfg.width, cfg.period))  # (P, D)
         self.slopes = actor.slopes.cpu()
-        self._bias = np.zeros((cfg.heads, 1, 0), np.float32)
         self._distance_bias = distance_bias
 
     def bias_rows(self, span: int) -> np.ndarray:
         """(H, 1, span) self-attention bias at distances span-1 .. 0 (the last column is the frame itself)."""
-        if self._bias.shape[-1] < span:                              # grown to the longest span asked for
-            self._bias = _np(self._distance_bias(span, self.slopes, self.period).flip(-1))[:, None]
-        return self._bias[:, :, self._bias.shape[-1] - span:]
+        return _np(self._distance_bias(span, self.slopes, self.period).flip(-1))[:, None]
 
     def step(self, x: np.ndarray, keys: list[np.ndarray], values: list[np.ndarray], slot: int, lo: int,
              bias: np.ndarray, cross: list[np.ndarray]) -> np.ndarray:
@@ -122,17 +120,6 @@ class DecoderWeights:
                 [np.empty((batch, self.heads, slots, e), np.float32) for _ in self.layers])
 
 
-def decoder_weights(actor) -> DecoderWeights:
-    """The actor's :class:`DecoderWeights`, made on first use and kept on the actor (its weights must not change
-    afterwards: inference only; training moves the actor to train mode, where this path is not used)."""
-    version = [p._version for p in actor.parameters()]
-    cached = getattr(actor, "_numpy_decoder", None)
-    if cached is None or cached[0] != version:
-        cached = (version, DecoderWeights(actor))
-        object.__setattr__(actor, "_numpy_decoder", cached)
-    return cached[1]
-
-
 @torch.no_grad()
 def fast_generate(actor, audio_feats: torch.Tensor, style: torch.Tensor, n_frames: int,
                   noise: torch.Tensor | None = None, window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +129,7 @@ def fast_generate(actor, audio_feats: torch.Tensor, style: torch.Tensor, n_frame
     its last ``window`` frames (None: all)."""
     from facerl.models.actor import aligned_audio_frame
 
-    w = decoder_weights(actor)
+    w = DecoderWeights(actor)
     b, t, n_audio = audio_feats.shape[0], n_frames, audio_feats.shape[1]
     # ---- everything that does not depend on the fed-back motion, once ----
     style_emb = _np(actor.style_map(actor.style_vector(style)))                                   # (B, D)
@@ -178,7 +165,7 @@ class StreamDecoder:
     def __init__(self, actor, style: torch.Tensor, window: int) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        self.w, self.window = decoder_weights(actor), window
+        self.w, self.window = DecoderWeights(actor), window
         with torch.no_grad():
             self.style_emb = _np(actor.style_map(actor.style_vector(style)))[0] + self.w.b_motion   # (D,)
         self.keys, self.values = self.w.caches(1, 2 * window)
@@ -192,9 +179,10 @@ class StreamDecoder:
         w, i = self.w, self.frame
         if i - self.offset == 2 * self.window:                                # full: keep the last window - 1
             keep = self.window - 1
-            for k, v in zip(self.keys, self.values):
-                k[..., :keep] = k[..., -keep:].copy()
-                v[:, :, :keep] = v[:, :, -keep:].copy()
+            if keep:                                                          # (window 1 keeps nothing)
+                for k, v in zip(self.keys, self.values):
+                    k[..., :keep] = k[..., -keep:].copy()
+                    v[:, :, :keep] = v[:, :, -keep:].copy()
             self.offset = i - keep
         lo = max(0, i + 1 - self.window)
         cross = [(feat @ ly.w_cross + ly.b_cross)[None] for ly in w.layers]
@@ -207,8 +195,13 @@ class StreamDecoder:
 
 def can_fast_generate(actor, audio_feats: torch.Tensor, cache: bool, stochastic: bool,
                       noise: torch.Tensor | None) -> bool:
-    """Whether :func:`fast_generate` computes this generation: CPU, eval mode, no gradients, cached, and the
-    fed-back motion is the mean or given noise (fresh draws from a torch generator stay on the torch path, so
+    """Whether :func:`fast_generate` computes this generation: CPU, an :class:`Actor` itself (not a subclass)
+    with every module in eval mode and no hooks, no gradients or autocast, cached, and the fed-back motion is the
+    mean or given noise (fresh draws from a torch generator stay on the torch path, so
     their random stream is unchanged)."""
-    return (cache and not torch.is_grad_enabled() and not actor.training and audio_feats.device.type == "cpu"
-            and (noise is not None or not stochastic) and audio_feats.dtype == torch.float32)
+    from facerl.models.actor import Actor
+
+    return (cache and not torch.is_grad_enabled() and audio_feats.device.type == "cpu"
+            and (noise is not None or not stochastic) and audio_feats.dtype == torch.float32
+            and type(actor) is Actor and not torch.is_autocast_enabled("cpu")      # exactly the function it copies
+            and not any(m.training or m._forward_hooks or m._forward_pre_hooks for m in actor.modules()))

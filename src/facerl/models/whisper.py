@@ -359,10 +359,10 @@ class WhisperWindowEncoder(ChunkedStream, WhisperEncoder):
     of each chunk of ``lookahead_ms`` (default 60 ms = 3 states) are the last states of Whisper run on only the
     ``stream_window_ms`` of audio that end with that chunk (from the start of the clip while it is shorter),
     minus the states of a silent window of the same length. No state sees past its chunk, so a stream needs no
-    look-ahead beyond the chunk, and every chunk costs one short encoder run (2 s: ~7 ms on one core).
+    look-ahead beyond the chunk, and every chunk costs one short encoder run (1 s: ~4 ms on one core).
 
     States at the end of a short window, with no future context, are not what an offline actor was trained on;
-    ``python -m facerl.train.distil TEACHER OUT --whisper-window-ms 2000`` fine-tunes the teacher's decoder on
+    ``python -m facerl.train.distil TEACHER OUT --whisper-window-ms 1000`` fine-tunes the teacher's decoder on
     them. The features of a whole clip (training, evaluation) and of a stream chunk by chunk
     (:class:`WhisperChunks`) are the same windows, so a stream equals offline generation.
     """

@@ -47,7 +47,7 @@ class Animator:
     fps = MOTION_FPS
 
     def __init__(self, checkpoint: str | Path, style: str = "average", device: str = "cpu",
-                 vertices: bool = False, window: int = DEFAULT_WINDOW, actor_bundle=None) -> None:
+                 vertices: bool = False, window: int = DEFAULT_WINDOW, actor_bundle=None, fast: bool = True) -> None:
         from facerl.export.outputs import CurveMaker, CurveOptions
 
         actor, meta, _ = actor_bundle or load_actor(checkpoint, device)
@@ -58,6 +58,7 @@ class Animator:
         self.actor, self.meta, self.device = actor.eval(), meta, torch.device(device)
         self.encoder = actor.audio_encoder                 # a ChunkedStream (StreamingMelEncoder or Whisper windows)
         self.lookahead_ms, self.window, self.with_vertices = self.encoder.lookahead_ms, window, vertices
+        self.fast = fast and self.device.type == "cpu"     # the NumPy decoder step; False: the torch one (CUDA)
         self.style = torch.tensor([meta.style_index(style)], device=self.device)
         self.template = meta.template.to(self.device)[None]                            # (1, V*3)
         self.template_np = meta.template.cpu().numpy().reshape(-1, 3)                 # (V, 3), for the solver
@@ -81,7 +82,7 @@ class Animator:
         with torch.no_grad():
             self.style_emb = self.actor.style_map(self.actor.style_vector(self.style))  # (1, D)
         self.prev = torch.zeros(1, 1, self.actor.motion.dim, device=self.device)        # frame -1: no motion
-        if self.device.type == "cpu":                   # the NumPy step (the same function, ~10x less overhead)
+        if self.fast:                                   # the NumPy step (the same function, ~10x less overhead)
             self.decoder = StreamDecoder(self.actor, self.style, self.window)
         else:
             self.decoder = None

@@ -283,7 +283,14 @@ def distil(teacher_path: str | Path, out_path: str | Path, dc: DistilConfig | No
     feature cache (default: its ``trainer.cache_dir``); ``init``: a student actor checkpoint whose
     encoder to start from (then ``dc.steps`` may be 0, e.g. to fine-tune only the decoder). Returns the history (train and held-out losses)."""
     dc = dc or DistilConfig()
+    if dc.whisper_window_ms < 0:
+        raise FacerlError(f"--whisper-window-ms must be > 0 (or 0: distil a student), got {dc.whisper_window_ms:g}")
     if dc.whisper_window_ms > 0:
+        unused = [flag for flag, given in (("--init", init is not None), ("--cache-dir", cache_dir is not None),
+                                           ("--motion", dc.motion > 0)) if given]
+        if unused:
+            raise FacerlError(f"--whisper-window-ms makes no student, so {', '.join(unused)} would be ignored; "
+                              "leave them out")
         return whisper_window_actor(teacher_path, out_path, dc, corpus, show)
     device = resolve_device(dc.device)
     data_gen = seed_everything(dc.seed)
@@ -424,7 +431,7 @@ FLAG_HELP = {
     "finetune_steps": "then supervised steps of the decoder on the fixed streaming features",
     "finetune_lr": "learning rate of those steps",
     "whisper_window_ms": "> 0: no student; the teacher's Whisper runs on windows of this length (it streams) and "
-                         "its decoder is fine-tuned on them (--finetune-steps), e.g. 2000",
+                         "its decoder is fine-tuned on them (--finetune-steps), e.g. 1000",
     "val_every": "steps between held-out losses (0: only at the end)",
 }
 
