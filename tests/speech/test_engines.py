@@ -48,8 +48,11 @@ def _check_speech(speech, exact: bool):
 
 def test_piper_speaks_with_exact_phones():
     _check_speech(speak("piper", TEXT, "joe"), exact=True)
-    slow = speak("piper", TEXT, "joe", rate=0.8)
-    assert slow.duration_s > speak("piper", TEXT, "joe").duration_s * 1.1
+    # Piper draws its phone durations (VITS), so one clip's length varies by a few percent: single clips at rate
+    # 0.8 and 1.0 came out only 1.04x apart at worst, their medians 1.16x. Compare medians of three.
+    normal = np.median([speak("piper", TEXT, "joe").duration_s for _ in range(3)])
+    slow = np.median([speak("piper", TEXT, "joe", rate=0.8).duration_s for _ in range(3)])
+    assert slow > normal * 1.08
 
 
 def test_pico_speaks_without_phones():
