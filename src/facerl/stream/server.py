@@ -28,10 +28,8 @@ import contextlib
 import functools
 import http
 import ipaddress
-import json
 import logging
 import os
-import re
 import signal
 import tempfile
 import threading
@@ -39,7 +37,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
@@ -99,10 +96,6 @@ class AnimatorPool:
 
 
 # ---------------------------------------------------------------------------------------------- the live page
-def _static(name: str) -> str:
-    return resources.files("facerl.view").joinpath("static", name).read_text(encoding="utf-8")
-
-
 @functools.lru_cache(maxsize=1)
 def neutral_head_glb() -> bytes:
     """The MakeHuman head at rest with its 52 ARKit morph targets (one frame of zero weights), as GLB bytes."""
@@ -122,10 +115,11 @@ def neutral_head_glb() -> bytes:
 @functools.lru_cache(maxsize=1)
 def live_page() -> bytes:
     """live.html with the viewer (viewer.js), the live client (live.js) and the head inline."""
+    from facerl.view.page import fill_template, script_json, static_text
+
     data = {"views": [{"label": "live", "glb": base64.b64encode(neutral_head_glb()).decode("ascii")}], "audio": None}
-    blob = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    slots = {"data": blob, "viewer": _static("viewer.js"), "live": _static("live.js")}
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: slots[m.group(1)], _static("live.html")).encode("utf-8")
+    return fill_template("live.html", {"data": script_json(data), "viewer": static_text("viewer.js"),
+                                       "live": static_text("live.js")}).encode("utf-8")
 
 
 def _http(status: int, body: bytes, content_type: str) -> Response:

@@ -212,14 +212,11 @@ class MotionTerm:
     def __call__(self, feats: torch.Tensor, idx: list[int]) -> torch.Tensor:
         """(B, T, D) student features of clips ``idx`` -> scalar loss (mm²)."""
         from facerl.data.dataset import collate
-        from facerl.train.losses import masked_mse, velocity_mse
-        from facerl.train.supervised import MM2
+        from facerl.train.supervised import motion_losses
 
         batch = collate([self.clips[i] for i in idx]).to(self.device)
-        target = self.teacher.motion.encode(batch.vertices - batch.template[:, None])    # (B, T, K)
-        means = self.step(None, None, feats, batch.style, target)                       # (B, T, K)
-        return (masked_mse(means, target, batch.frame_mask, self.weights)
-                + velocity_mse(means, target, batch.frame_mask, self.weights)) * MM2
+        mse, vel = motion_losses(self.step, self.teacher, batch, feats, self.weights)
+        return mse + vel
 
 
 def student_actor(teacher: Actor, meta: ActorMeta, cfg: ActorConfig, student: StreamingMelEncoder) -> Actor:
@@ -239,8 +236,7 @@ def finetune_decoder(actor: Actor, clips: list[Clip], dc: DistilConfig, gen: tor
     """Supervised steps (vertex MSE + velocity, scheduled sampling, as ``facerl train``) of everything but the
     audio encoder, on the student's features of the training clips (computed once: the student stays fixed)."""
     from facerl.data.dataset import collate
-    from facerl.train.losses import masked_mse, velocity_mse
-    from facerl.train.supervised import MM2, TrainStep
+    from facerl.train.supervised import TrainStep, motion_losses
 
     actor.to(device).eval()
     with torch.no_grad():
@@ -257,10 +253,7 @@ def finetune_decoder(actor: Actor, clips: list[Clip], dc: DistilConfig, gen: tor
         idx = torch.randint(len(clips), (dc.batch_size,), generator=gen).tolist()
         batch = collate([clips[i] for i in idx]).to(device)
         audio_feats, _ = pad_stack([feats[i] for i in idx])                            # (B, T, D)
-        target = actor.motion.encode(batch.vertices - batch.template[:, None])         # (B, T, K)
-        means = step_fn(None, None, audio_feats.to(device), batch.style, target)       # (B, T, K)
-        mse = masked_mse(means, target, batch.frame_mask, weights) * MM2
-        vel = velocity_mse(means, target, batch.frame_mask, weights) * MM2
+        mse, vel = motion_losses(step_fn, actor, batch, audio_feats.to(device), weights)
         opt.zero_grad(set_to_none=True)
         (mse + vel).backward()
         if dc.grad_clip > 0:

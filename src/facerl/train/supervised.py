@@ -125,6 +125,19 @@ class TrainStep(nn.Module):
         return self.actor(feats, style, inputs)                                         # (B, T, K)
 
 
+def motion_losses(step, actor: Actor, batch, feats: torch.Tensor | None,
+                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The supervised losses of one batch: ``step`` (a TrainStep, maybe DDP-wrapped) gives the actor's means
+    for the batch's true motion; -> (vertex MSE, velocity MSE), both in mm², computed exactly in motion space
+    (up to the target's out-of-span constant) with ``weights`` = ``actor.motion.mse_weights()``.
+
+    Millimetres, not metres: losses ~1e-6 m² make gradients comparable to Adam's eps and stall it."""
+    target = actor.motion.encode(batch.vertices - batch.template[:, None])          # (B, T, K)
+    means = step(batch.audio, batch.audio_mask, feats, batch.style, target)          # (B, T, K)
+    return (masked_mse(means, target, batch.frame_mask, weights) * MM2,
+            velocity_mse(means, target, batch.frame_mask, weights) * MM2)
+
+
 def preload(ds: VocaDataset, desc: str, show: bool) -> list[Clip]:
     """Read every clip of a split once (30 fps float32; the default corpus's train split is ~1.6 GB)."""
     return [ds[i] for i in tqdm(range(len(ds)), desc=desc, unit="clip", disable=not show, leave=False)]
@@ -261,13 +274,8 @@ def train_supervised(cfg: DictConfig) -> Path:
         bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", disable=not show, leave=False)
         for batch in bar:
             batch = batch.to(device)
-            target = actor.motion.encode(batch.vertices - batch.template[:, None])      # (B, T, K)
             feats = audio_features(actor, batch, cache) if cache is not None else None
-            means = ddp(batch.audio, batch.audio_mask, feats, batch.style, target)          # (B, T, K)
-            # vertex MSE in mm², computed exactly in motion space (up to the target's out-of-span constant).
-            # Millimetres, not metres: losses ~1e-6 m² make gradients comparable to Adam's eps and stall it.
-            mse = masked_mse(means, target, batch.frame_mask, weights) * MM2
-            vel = velocity_mse(means, target, batch.frame_mask, weights) * MM2
+            mse, vel = motion_losses(ddp, actor, batch, feats, weights)
             loss = tc.loss.mse * mse + tc.loss.velocity * vel
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -23,8 +23,19 @@ MAX_VIEWS = 2  # side by side: e.g. "supervised | RL"
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
+    """A file of facerl/view/static (viewer.js, live.js, the HTML templates)."""
     return resources.files("facerl.view").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def script_json(data: dict) -> str:
+    """``data`` as JSON to inline in a <script> element: <, > and & escaped, so no string can close it."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def fill_template(name: str, slots: dict[str, str]) -> str:
+    """The static HTML template ``name`` with each ``{{slot}}`` replaced by ``slots[slot]``."""
+    return _SLOT.sub(lambda m: slots[m.group(1)], static_text(name))
 
 
 def _glb_bytes(path: str | os.PathLike) -> bytes:
@@ -60,11 +71,9 @@ def build_page(glbs: Sequence[str | os.PathLike], labels: Sequence[str] | None =
             raise FacerlError(f"audio {audio}: unsupported type (use one of {', '.join(sorted(AUDIO_TYPES))})")
         data["audio"] = {"mime": mime, "name": Path(audio).name,
                          "data": base64.b64encode(existing_file(audio, "audio").read_bytes()).decode("ascii")}
-    # JSON inside <script>: escape <, > and & so no label can close the element
-    blob = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     subtitle = " | ".join(labels) + (f" · audio {Path(audio).name}" if audio is not None else "")
-    slots = {"subtitle": _html_escape(subtitle), "data": blob, "script": _static("viewer.js")}
-    return _SLOT.sub(lambda m: slots[m.group(1)], _static("viewer.html"))
+    return fill_template("viewer.html", {"subtitle": _html_escape(subtitle), "data": script_json(data),
+                                         "script": static_text("viewer.js")})
 
 
 def _html_escape(text: str) -> str:
